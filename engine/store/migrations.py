@@ -1,0 +1,170 @@
+"""Schema migrations for project.db. Append-only: never edit a migration that has shipped; add m00N instead."""
+
+from __future__ import annotations
+
+from engine.store._sqlite_utils import Database, Migrations
+
+migrations = Migrations("embtune")
+
+SPLITS = ("train", "dev", "test", "gate", "general")
+LABELS = ("unlabeled", "accepted", "rejected")
+NEGATIVE_LABELS = ("unlabeled", "accepted", "rejected", "false_negative")
+RUN_STATUSES = ("queued", "running", "finished", "failed", "cancelled")
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db.executescript(
+        f"""
+        -- Every text (document body, chunk, edited passage) is stored once, keyed by its sha256.
+        CREATE TABLE texts (
+            hash TEXT PRIMARY KEY,
+            text TEXT NOT NULL
+        );
+        CREATE TABLE imports (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            path TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            counts_json TEXT NOT NULL,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        );
+        CREATE TABLE documents (
+            id TEXT PRIMARY KEY,
+            title TEXT NOT NULL DEFAULT '',
+            text_hash TEXT NOT NULL REFERENCES texts(hash),
+            source TEXT NOT NULL,
+            -- the chunking strategy of the document's retrieval chunks ('source' = as given)
+            chunking TEXT NOT NULL DEFAULT 'source',
+            import_id INTEGER REFERENCES imports(id)
+        );
+        -- strategy 'source' is the text as the source gave it (a BEIR passage is one chunk).
+        CREATE TABLE chunks (
+            id TEXT PRIMARY KEY,
+            doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            strategy TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            text_hash TEXT NOT NULL REFERENCES texts(hash),
+            start_char INTEGER,
+            end_char INTEGER,
+            UNIQUE (doc_id, strategy, position)
+        );
+        CREATE INDEX chunks_strategy ON chunks(strategy, doc_id);
+        CREATE TABLE queries (
+            id TEXT PRIMARY KEY,
+            text TEXT NOT NULL,
+            split TEXT NOT NULL CHECK (split IN ({_in(SPLITS)})),
+            source TEXT NOT NULL,
+            import_id INTEGER REFERENCES imports(id)
+        );
+        CREATE INDEX queries_split ON queries(split);
+        CREATE TABLE pairs (
+            id INTEGER PRIMARY KEY,
+            query_id TEXT NOT NULL REFERENCES queries(id) ON DELETE CASCADE,
+            chunk_id TEXT NOT NULL REFERENCES chunks(id) ON DELETE CASCADE,
+            split TEXT NOT NULL CHECK (split IN ({_in(SPLITS)})),
+            source TEXT NOT NULL,
+            score REAL NOT NULL DEFAULT 1.0,
+            label TEXT NOT NULL DEFAULT 'unlabeled' CHECK (label IN ({_in(LABELS)})),
+            edited_text_hash TEXT REFERENCES texts(hash),
+            updated_at TEXT,
+            UNIQUE (query_id, chunk_id)
+        );
+        CREATE INDEX pairs_label ON pairs(label, id);
+        CREATE INDEX pairs_split ON pairs(split);
+        CREATE INDEX pairs_chunk ON pairs(chunk_id);
+        CREATE TABLE negatives (
+            id INTEGER PRIMARY KEY,
+            query_id TEXT NOT NULL REFERENCES queries(id) ON DELETE CASCADE,
+            chunk_id TEXT NOT NULL REFERENCES chunks(id) ON DELETE CASCADE,
+            score REAL,
+            positive_score REAL,
+            miner TEXT NOT NULL,
+            settings_json TEXT NOT NULL DEFAULT '{{}}',
+            label TEXT NOT NULL DEFAULT 'unlabeled' CHECK (label IN ({_in(NEGATIVE_LABELS)})),
+            updated_at TEXT,
+            UNIQUE (query_id, chunk_id, miner)
+        );
+        CREATE INDEX negatives_label ON negatives(label, id);
+        CREATE TABLE review_events (
+            id INTEGER PRIMARY KEY,
+            target TEXT NOT NULL CHECK (target IN ('pair', 'negative')),
+            target_id INTEGER NOT NULL,
+            action TEXT NOT NULL,
+            before_json TEXT NOT NULL,
+            after_json TEXT NOT NULL,
+            reviewer TEXT NOT NULL DEFAULT '',
+            undone_by INTEGER REFERENCES review_events(id),
+            at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        );
+        CREATE INDEX review_events_target ON review_events(target, target_id);
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN ({_in(RUN_STATUSES)})),
+            config_json TEXT NOT NULL DEFAULT '{{}}',
+            parent_id INTEGER REFERENCES runs(id),
+            pid INTEGER,
+            heartbeat_at TEXT,
+            cancel_requested_at TEXT,
+            checkpoint_path TEXT,
+            model_path TEXT,
+            error TEXT,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+            started_at TEXT,
+            finished_at TEXT
+        );
+        CREATE TABLE metrics (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            split TEXT NOT NULL DEFAULT '',
+            step INTEGER NOT NULL DEFAULT 0,
+            value REAL NOT NULL,
+            ts TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+            PRIMARY KEY (run_id, key, split, step)
+        );
+        CREATE TABLE job_events (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            ts TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+            kind TEXT NOT NULL,
+            payload_json TEXT NOT NULL DEFAULT '{{}}'
+        );
+        CREATE INDEX job_events_run ON job_events(run_id, id);
+        CREATE TABLE indexes (
+            id INTEGER PRIMARY KEY,
+            table_name TEXT NOT NULL UNIQUE,
+            model TEXT NOT NULL,
+            model_fingerprint TEXT NOT NULL,
+            strategy TEXT NOT NULL,
+            rows INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL DEFAULT 'building' CHECK (status IN ('building', 'ready', 'failed')),
+            live INTEGER NOT NULL DEFAULT 0 CHECK (live IN (0, 1)),
+            run_id INTEGER REFERENCES runs(id),
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        );
+        -- At most one live index: the switch is one UPDATE inside a transaction.
+        CREATE UNIQUE INDEX indexes_one_live ON indexes(live) WHERE live = 1;
+        """
+    )
+
+
+@migrations()
+def m002_embedding_cache(db: Database) -> None:
+    # Vectors keyed by (model fingerprint, text hash) so gate and eval re-runs never re-encode unchanged text.
+    db.executescript(
+        """
+        CREATE TABLE embedding_cache (
+            model_fingerprint TEXT NOT NULL,
+            text_hash TEXT NOT NULL,
+            max_seq_length INTEGER NOT NULL,
+            dim INTEGER NOT NULL,
+            vector BLOB NOT NULL,
+            PRIMARY KEY (model_fingerprint, max_seq_length, text_hash)
+        ) WITHOUT ROWID;
+        """
+    )

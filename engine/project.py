@@ -6,10 +6,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.store._sqlite_utils import Database
-
 from engine.config import CONFIG_NAME, ConfigError, ProjectConfig, dump_config, load_config
 from engine.store import DB_NAME, open_db
+from engine.store._sqlite_utils import Database
 
 LANCE_DIR = "lancedb"
 
@@ -41,7 +40,8 @@ def open_project(root: Path | str) -> Project:
     root = Path(root).resolve()
     config_path = root / CONFIG_NAME
     if not config_path.is_file():
-        raise ProjectError(f"{root} is not an embtune project (no {CONFIG_NAME}); create one with `embtune init {root}`")
+        raise ProjectError(f"{root} is not an embtune project (no {CONFIG_NAME}); "
+                           f"create one with `embtune init {root}`")
     config = load_config(config_path)
     return Project(root, config, open_db(root / DB_NAME))
 

@@ -31,7 +31,7 @@ class InputError(Exception):
 
     def __init__(self, problems: list[Problem]):
         self.problems = problems
-        more = " (showing the first %d)" % MAX_PROBLEMS if len(problems) >= MAX_PROBLEMS else ""
+        more = f" (showing the first {MAX_PROBLEMS})" if len(problems) >= MAX_PROBLEMS else ""
         lines = "\n".join(f"  {p}" for p in problems)
         super().__init__(f"{len(problems)} problem(s) in the input{more}; nothing was imported:\n{lines}")
 

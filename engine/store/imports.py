@@ -7,10 +7,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from engine.store._sqlite_utils import Database
-
 from engine.ingest import ImportBatch
 from engine.readers import Problems
+from engine.store._sqlite_utils import Database
 from engine.store.db import write
 
 Progress = Callable[[str, int, int], None]

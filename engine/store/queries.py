@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from engine.store._sqlite_utils import Database
-
 from engine.store.migrations import SPLITS
 
 COUNTED = ("documents", "chunks", "pairs", "negatives", "runs")

@@ -21,7 +21,8 @@ def run(*args: str) -> tuple[int, str, str]:
 def test_init_import_status_json(tmp_path: Path) -> None:
     project = tmp_path / "proj"
     assert run("init", project)[0] == 0
-    assert (project / "project.yaml").is_file() and (project / "project.db").is_file()
+    assert (project / "project.yaml").is_file()
+    assert (project / "project.db").is_file()
     code, out, _ = run("import", project, "--beir", write_tree(tmp_path / "beir", beir_files()), "--json")
     assert code == 0
     assert json.loads(out)["added"]["pairs"] == 2
@@ -53,9 +54,11 @@ def test_usage_errors(tmp_path: Path) -> None:
     assert "not an embtune project" in run("status", tmp_path)[2]
     run("init", tmp_path / "p")
     code, _, err = run("import", tmp_path / "p")
-    assert code == 2 and "exactly one of" in err
+    assert code == 2
+    assert "exactly one of" in err
     code, _, err = run("init", tmp_path / "p")
-    assert code == 2 and "already holds a project.yaml" in err
+    assert code == 2
+    assert "already holds a project.yaml" in err
 
 
 def test_init_from_template_imports_its_sources(tmp_path: Path) -> None:

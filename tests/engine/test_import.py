@@ -64,7 +64,8 @@ def test_pairs_without_split_are_split_by_document_seeded(project: Project, tmp_
     splits = dict(rows(project, "SELECT split, count(*) FROM pairs GROUP BY split"))
     assert 5 <= splits["test"] <= 40  # test_fraction 0.1 of 200 documents
     per_doc = rows(project, "SELECT chunk_id, count(DISTINCT split) FROM pairs GROUP BY chunk_id HAVING count(*) > 1")
-    assert per_doc and all(n == 1 for _, n in per_doc)
+    assert per_doc
+    assert all(n == 1 for _, n in per_doc)
     # the same seed gives the same split in another project, whatever the file order
     other = init_project(tmp_path / "other")
     path2 = tmp_path / "reversed.jsonl"
@@ -117,7 +118,8 @@ def test_docs_folder_is_chunked_by_named_strategy(project: Project, tmp_path: Pa
     assert result["added"]["documents"] == 2
     assert rows(project, "SELECT id, title, chunking FROM documents ORDER BY id") == [
         ("claims/subro.md", "Subrogation", "paragraph"), ("notes.txt", "notes", "paragraph")]
-    chunk_ids = [r[0] for r in rows(project, "SELECT id FROM chunks WHERE doc_id = 'claims/subro.md' ORDER BY position")]
+    sql = "SELECT id FROM chunks WHERE doc_id = 'claims/subro.md' ORDER BY position"
+    chunk_ids = [r[0] for r in rows(project, sql)]
     assert chunk_ids[0] == "claims/subro.md#paragraph-0"
 
 

@@ -86,7 +86,9 @@ BEIR_CASES = {
         r"qrels/train\.tsv:2: field 'score': expected a number",
     ),
     "unknown split file": ({"qrels/holdout.tsv": QRELS.encode()}, r"qrels/holdout\.tsv: unknown split 'holdout'"),
-    "json not an object": ({"queries.jsonl": jsonl(QUERIES) + b"[1, 2]\n"}, r"queries\.jsonl:3: expected a JSON object"),
+    "json not an object": (
+        {"queries.jsonl": jsonl(QUERIES) + b"[1, 2]\n"}, r"queries\.jsonl:3: expected a JSON object"
+    ),
     "conflicting document": (
         {"corpus.jsonl": jsonl([{"_id": "d1", "text": "different text"}, CORPUS[1]])},
         r"corpus\.jsonl:1: field '_id': document 'd1' already exists in the project with other text",
@@ -111,12 +113,16 @@ def test_bad_beir_input_names_file_line_field_and_writes_nothing(project: Projec
 
 
 PAIRS_CASES = {
-    "pairs.jsonl": (b'{"query": "q", "positive": "p"}\n{"query": "no positive"}\n', r"pairs\.jsonl:2: field 'positive': missing"),
+    "pairs.jsonl": (
+        b'{"query": "q", "positive": "p"}\n{"query": "no positive"}\n', r"pairs\.jsonl:2: field 'positive': missing"
+    ),
     "flag.jsonl": (b'{"query": "q", "pos": [], "neg": ["n"]}\n', r"flag\.jsonl:1: field 'pos': missing or empty list"),
     "semi.csv": (b"query;positive\nq;p\n", r"semi\.csv:1: field 'query': header lacks column\(s\) query, positive "
                  r"\(the header looks semicolon-separated; use commas\)"),
     "cells.csv": (b"query,positive\nq,p,extra\n", r"cells\.csv:2: expected 2 comma-separated cells, found 3"),
-    "split.jsonl": (b'{"query": "q", "positive": "p", "split": "validation"}\n', r"split\.jsonl:1: field 'split': unknown split"),
+    "split.jsonl": (
+        b'{"query": "q", "positive": "p", "split": "validation"}\n', r"split\.jsonl:1: field 'split': unknown split"
+    ),
     "empty.csv": (b"query,positive\n,p\n", r"empty\.csv:2: field 'query': empty"),
 }
 

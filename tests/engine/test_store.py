@@ -49,9 +49,13 @@ def test_constraints_reject_bad_rows(tmp_path: Path) -> None:
 
 def test_write_rolls_back_everything_on_error(tmp_path: Path) -> None:
     db = open_db(tmp_path / "p.db")
-    with pytest.raises(RuntimeError), write(db):
-        db.execute("INSERT INTO texts VALUES ('h1', 'a')")
-        raise RuntimeError("boom")
+    def failing_import() -> None:
+        with write(db):
+            db.execute("INSERT INTO texts VALUES ('h1', 'a')")
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        failing_import()
     assert db.execute("SELECT count(*) FROM texts").fetchone()[0] == 0
 
 

@@ -1,0 +1,137 @@
+"""Tiny real models built locally for tests: no downloads, about a second each, deterministic.
+
+A 2-layer BERT (hidden 64) with random but seeded weights and a WordPiece vocabulary drawn from a small
+built-in English corpus (insurance words and general words). The vectors mean nothing; the pipeline is real.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from pathlib import Path
+from typing import Any
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+HIDDEN = 64
+MAX_LENGTH = 256
+SEED = 0
+
+# fmt: off
+_SUBJECTS = [
+    "the claim", "my policy", "the adjuster", "the insurer", "your premium", "the deductible", "our broker",
+    "the policyholder", "the underwriter", "a neighbour", "the old car", "my house", "the small shop",
+    "a teacher",
+]
+_VERBS = [
+    "covers", "excludes", "was filed for", "needs a review of", "pays for", "delays", "denies", "approves",
+    "mentions", "describes", "ignores", "reports",
+]
+_OBJECTS = [
+    "roof damage", "a stolen bicycle", "medical bills", "flood repairs", "the broken window", "travel costs",
+    "a kitchen fire", "liability", "storm damage", "lost luggage", "a cracked windscreen", "water leaks",
+    "the garden fence", "dental care", "a rental car", "the summer holiday",
+]
+_TAILS = [
+    "", " last week", " after the storm", " within thirty days", " according to the contract",
+    " in the city centre", " before the renewal date", " without any receipt", " on a rainy morning",
+]
+# fmt: on
+_GENERAL = [
+    "Cats sleep most of the day and hunt at night.",
+    "The train to the coast leaves every hour from platform two.",
+    "Fresh bread tastes best with butter and a little salt.",
+    "She read three books about mountains, rivers and forests.",
+    "Children played football in the park until sunset.",
+    "Please send the signed form and a copy of your identity card.",
+    "Embedding models map text to vectors so similar texts end up close together.",
+    "What is the maximum payout for theft from a locked vehicle?",
+    "How do I file a claim for hail damage to my roof?",
+    "Is a pre-existing condition covered by the travel policy?",
+]
+
+
+def corpus() -> list[str]:
+    """A few hundred varied English sentences, always the same ones in the same order."""
+    rows = itertools.product(_SUBJECTS, _VERBS, _OBJECTS)
+    # Every 5th combination keeps the corpus small yet varied; tails rotate through the rows.
+    picked = [f"{s} {v} {o}{_TAILS[i % len(_TAILS)]}." for i, (s, v, o) in enumerate(rows) if i % 5 == 0]
+    return [s[0].upper() + s[1:] for s in picked] + _GENERAL
+
+
+def build_tokenizer(texts: list[str] | None = None) -> Any:
+    """A BERT-style WordPiece tokenizer (lowercasing) whose vocabulary is learned from ``texts``.
+
+    The vocabulary is every whole word plus every character (and its ``##`` continuation), in sorted order.
+    ``tokenizers``' WordPieceTrainer breaks count ties in hash order, so its vocabulary changes from run to
+    run; this one is the same on every machine, and still splits unseen words into known pieces.
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    words = {
+        w for t in (texts or corpus()) for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(t))
+    }
+    chars = {c for w in words for c in w}
+    vocab = [*SPECIALS, *sorted(words | chars | {f"##{c}" for c in chars})]
+    tok = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.normalizer, tok.pre_tokenizer = normalizer, pre_tokenizer
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", vocab.index("[CLS]")), ("[SEP]", vocab.index("[SEP]"))],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=MAX_LENGTH,
+    )
+
+
+def _bert_config(vocab_size: int, **extra: Any) -> Any:
+    from transformers import BertConfig
+
+    return BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=MAX_LENGTH,
+        **extra,
+    )
+
+
+def build_tiny_embedder(dest: Path) -> Path:
+    """Save a SentenceTransformer (BERT → mean pooling → normalize, 64-d) in ``dest``; return ``dest``."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from transformers import BertModel
+
+    dest = Path(dest)
+    tokenizer = build_tokenizer()
+    with tempfile.TemporaryDirectory() as bert_dir:
+        tokenizer.save_pretrained(bert_dir)
+        torch.manual_seed(SEED)
+        BertModel(_bert_config(len(tokenizer))).save_pretrained(bert_dir)
+        modules = [Transformer(bert_dir, max_seq_length=MAX_LENGTH), Pooling(HIDDEN, "mean"), Normalize()]
+        SentenceTransformer(modules=modules, device="cpu").save(str(dest))
+    return dest
+
+
+def build_tiny_cross_encoder(dest: Path) -> Path:
+    """Save a BERT with a one-logit head (a CrossEncoder scoring (query, passage) pairs) in ``dest``."""
+    import torch
+    from transformers import BertForSequenceClassification
+
+    dest = Path(dest)
+    tokenizer = build_tokenizer()
+    torch.manual_seed(SEED)
+    BertForSequenceClassification(_bert_config(len(tokenizer), num_labels=1)).save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+    return dest

@@ -19,7 +19,7 @@ from engine.project import Project, ProjectError, find_project, init_project, op
 from engine.readers import InputError
 
 EXIT_BAD_INPUT = 2
-USER_ERRORS = (InputError, ConfigError, ProjectError)
+USER_ERRORS: tuple[type[Exception], ...] = (InputError, ConfigError, ProjectError)
 
 
 def _emit(as_json: bool, payload: dict[str, Any], text: str) -> None:
@@ -33,13 +33,24 @@ def handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except USER_ERRORS as e:
+        except (*USER_ERRORS, *_lazy_user_errors()) as e:
             if kwargs.get("as_json"):
                 click.echo(json.dumps({"error": str(e)}))
             click.secho(f"error: {e}", fg="red", err=True)
             sys.exit(EXIT_BAD_INPUT)
 
     return wrapper
+
+
+def _lazy_user_errors() -> tuple[type[Exception], ...]:
+    """User errors of modules that are imported only by the commands that need them."""
+    out: list[type[Exception]] = []
+    lazy = (("engine.gate", "GateError"), ("engine.models", "ModelNotFoundError"),
+            ("engine.reranker", "RerankerError"))
+    for module, name in lazy:
+        if module in sys.modules:
+            out.append(getattr(sys.modules[module], name))
+    return tuple(out)
 
 
 class ProgressBars:
@@ -116,7 +127,8 @@ def init(directory: Path, source: Path | None, name: str | None, as_json: bool) 
 
 @main.command("import")
 @project_dir
-@click.option("--beir", type=click.Path(path_type=Path), help="A BEIR folder: corpus.jsonl, queries.jsonl, qrels/*.tsv.")
+@click.option("--beir", type=click.Path(path_type=Path),
+              help="A BEIR folder: corpus.jsonl, queries.jsonl, qrels/*.tsv.")
 @click.option("--pairs", type=click.Path(path_type=Path),
               help="Pairs: JSONL {query, positive[, negative][, split]}, FlagEmbedding {query, pos, neg} or CSV.")
 @click.option("--split", help="Split for every pair in --pairs (default: the file's, else split by document).")
@@ -148,7 +160,8 @@ def import_(directory: Path, beir: Path | None, pairs: Path | None, split: str |
         elif docs:
             result = importing.import_docs(project, docs, chunking, bars)
         else:
-            assert queries is not None and tag is not None
+            assert queries is not None
+            assert tag is not None
             result = importing.import_queries(project, queries, tag, bars)
     finally:
         bars.close()
@@ -176,6 +189,57 @@ def status(directory: Path, as_json: bool) -> None:
         click.echo(f"  {key:<12} {counts[key]:>8,}")
     click.echo("  queries      " + "  ".join(f"{s} {n:,}" for s, n in counts["queries"].items()))
     click.echo("  pairs        " + "  ".join(f"{s} {n:,}" for s, n in counts["pairs_by_split"].items() if n))
+
+
+@main.command()
+@project_dir
+@click.option("--arms", help="Comma-separated subset: base, expansion, chunking[:NAME], hybrid, rerank (default: all).")
+@json_option
+@handles_errors
+def gate(directory: Path, arms: str | None, as_json: bool) -> None:
+    """Should this project fine-tune at all? Base vs re-ranking vs expansion vs chunking, with a verdict."""
+    from engine.gate import run_gate
+    from engine.gate_text import render_report
+
+    project = open_project(directory)
+    bars = ProgressBars()
+    try:
+        report = run_gate(project, bars, set(arms.split(",")) if arms else None)
+    finally:
+        bars.close()
+    _emit(as_json, report.to_json(), render_report(report))
+
+
+@main.group()
+def reranker() -> None:
+    """Cross-encoder re-rankers for the gate."""
+
+
+@reranker.command("train")
+@project_dir
+@click.option("--epochs", type=int, default=1, show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
+@click.option("--negatives", "negatives_per_pair", type=int, default=1, show_default=True,
+              help="Negatives per training pair (mined ones when present, else dense negatives).")
+@json_option
+@handles_errors
+def reranker_train(directory: Path, epochs: int, batch_size: int, max_steps: int | None, negatives_per_pair: int,
+                   as_json: bool) -> None:
+    """Train a domain cross-encoder on the project's training pairs (base model's encoder + a new head)."""
+    from engine.reranker import RerankerSettings, train_reranker
+
+    project = open_project(directory)
+    settings = RerankerSettings(epochs=epochs, batch_size=batch_size, max_steps=max_steps,
+                                negatives_per_pair=negatives_per_pair)
+    bars = ProgressBars()
+    try:
+        result = train_reranker(project, settings, bars)
+    finally:
+        bars.close()
+    _emit(as_json, result, f"Trained re-ranker (run {result['run_id']}): {result['model_path']} — "
+          f"{result['examples']:,} examples, negatives: {result['negatives']}, {result['steps']} steps, "
+          f"{result['seconds']} s. `embtune gate` uses it unless project.yaml names a reranker.")
 
 
 @main.command("open")

@@ -176,6 +176,7 @@ def load_embedder(
 ) -> SentenceTransformer:
     """A SentenceTransformer loaded offline from wherever `spec` resolves."""
     path = resolve_model(spec, base_dir).path
+    _quiet_loading()
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(
@@ -188,8 +189,16 @@ def load_cross_encoder(
 ) -> CrossEncoder:
     """A CrossEncoder (re-ranker) loaded offline from wherever `spec` resolves."""
     path = resolve_model(spec, base_dir).path
+    _quiet_loading()
     from sentence_transformers.cross_encoder import CrossEncoder
 
     return CrossEncoder(
         str(path), device=pick_device(device), local_files_only=True, trust_remote_code=trust_remote_code
     )
+
+
+def _quiet_loading() -> None:
+    # transformers draws "Loading weights" bars on every load; they would garble our own bars and --json pipes.
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()

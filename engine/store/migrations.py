@@ -168,3 +168,21 @@ def m002_embedding_cache(db: Database) -> None:
         ) WITHOUT ROWID;
         """
     )
+
+
+@migrations()
+def m003_run_results(db: Database) -> None:
+    # A finished gate/eval keeps its summary (verdict, arms) and per-query ranks so screens reopen instantly.
+    db.executescript(
+        """
+        ALTER TABLE runs ADD COLUMN result_json TEXT;
+        CREATE TABLE query_results (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            arm TEXT NOT NULL,
+            query_id TEXT NOT NULL,
+            first_rank INTEGER,
+            metrics_json TEXT NOT NULL,
+            PRIMARY KEY (run_id, arm, query_id)
+        );
+        """
+    )

@@ -1,0 +1,143 @@
+"""`embtune reranker train`: a domain cross-encoder trained on the project's pairs.
+
+No PyPI package ships cross-encoder weights, so the gate's re-ranking arm needs either a local cross-encoder or
+this: the base model's encoder with a fresh one-logit head, trained with binary cross-entropy on (query, positive)
+and (query, negative) pairs. Cheaper than fine-tuning the embedder: the corpus need not be re-embedded.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from engine.project import Project
+from engine.store import corpus, runs
+
+Progress = Callable[[str, int, int], None]
+
+
+class RerankerError(Exception):
+    """Training cannot start (no training pairs)."""
+
+
+@dataclass
+class RerankerSettings:
+    epochs: int = 1
+    batch_size: int = 16
+    learning_rate: float = 2e-5
+    max_steps: int | None = None
+    negatives_per_pair: int = 1
+    # Dense negatives come from this rank window of the base model's results: deep enough to skip most
+    # unlabelled positives (false negatives), shallow enough to be hard.
+    negative_ranks: tuple[int, int] = (10, 40)
+
+
+def train_reranker(project: Project, settings: RerankerSettings | None = None,
+                   progress: Progress | None = None) -> dict[str, Any]:
+    settings = settings or RerankerSettings()
+    report = progress or (lambda stage, done, total: None)
+    pairs = corpus.training_pairs(project.db)
+    if not pairs:
+        raise RerankerError("no training pairs: import pairs first (embtune import DIR --pairs FILE)")
+    config = {"base_model": project.config.base_model, **settings.__dict__, "pairs": len(pairs)}
+    run_id = runs.create_run(project.db, "reranker", config)
+    try:
+        examples, source = _examples(project, pairs, settings, report)
+        model_dir = project.root / "models" / f"reranker-{run_id}"
+        started = time.monotonic()
+        steps = _fit(project, examples, settings, model_dir, report)
+        result = {"run_id": run_id, "model_path": f"models/reranker-{run_id}", "examples": len(examples),
+                  "negatives": source, "steps": steps, "seconds": round(time.monotonic() - started, 1)}
+        runs.finish_model_run(project.db, run_id, result["model_path"], result)
+        return result
+    except BaseException as e:
+        runs.fail_run(project.db, run_id, f"{type(e).__name__}: {e}")
+        raise
+
+
+def _examples(project: Project, pairs: list[corpus.TrainingPair], settings: RerankerSettings,
+              report: Progress) -> tuple[list[tuple[str, str, float]], str]:
+    rng = random.Random(project.config.seed)
+    mined = corpus.usable_negatives(project.db)
+    source = "mined" if mined else "dense ranks {}-{} of the base model".format(*settings.negative_ranks)
+    negatives = mined or _dense_negatives(project, pairs, settings, report)
+    examples: list[tuple[str, str, float]] = []
+    for pair in pairs:
+        examples.append((pair.query, pair.passage, 1.0))
+        pool = negatives.get(pair.query_id, [])
+        for text in rng.sample(pool, min(settings.negatives_per_pair, len(pool))):
+            examples.append((pair.query, text, 0.0))
+    rng.shuffle(examples)
+    return examples, source
+
+
+def _dense_negatives(project: Project, pairs: list[corpus.TrainingPair], settings: RerankerSettings,
+                     report: Progress) -> dict[str, list[str]]:
+    """Hard negatives from the base model's ranking, skipping every document judged relevant to the query."""
+    from engine.embedding import open_encoder
+    from engine.retrieval import dense_search
+
+    _, chunk_docs, chunk_texts = corpus.retrieval_chunks(project.db)
+    encoder = open_encoder(project.config.base_model, base_dir=project.root, db=project.db, fit_texts=chunk_texts,
+                           trust_remote_code=project.config.trust_remote_code)
+    doc_vectors = encoder.encode(chunk_texts, "document", lambda d, t: report("encode corpus", d, t))
+    queries: dict[str, str] = {p.query_id: p.query for p in pairs}
+    relevant: dict[str, set[str]] = {}
+    for p in pairs:
+        relevant.setdefault(p.query_id, set()).add(p.doc_id)
+    ids = list(queries)
+    low, high = settings.negative_ranks
+    rankings = dense_search(encoder.encode([queries[q] for q in ids], "query"), doc_vectors, high)
+    return {qid: [chunk_texts[c] for c in ranking[low:high] if chunk_docs[c] not in relevant[qid]]
+            for qid, ranking in zip(ids, rankings, strict=True)}
+
+
+def _fit(project: Project, examples: list[tuple[str, str, float]], settings: RerankerSettings, model_dir: Any,
+         report: Progress) -> int:
+    from datasets import Dataset
+    from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+    from transformers import TrainerCallback
+    from transformers.utils import logging
+
+    from engine.models import pick_device, resolve_model
+
+    path = resolve_model(project.config.base_model, project.root).path
+    device = pick_device()
+    # The new one-logit head is meant to be untrained: silence transformers' "newly initialized" report.
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        model = CrossEncoder(str(path), num_labels=1, local_files_only=True, device=device,
+                             trust_remote_code=project.config.trust_remote_code)
+    finally:
+        logging.set_verbosity(verbosity)
+    data = Dataset.from_dict({"query": [e[0] for e in examples], "passage": [e[1] for e in examples],
+                              "label": [e[2] for e in examples]})
+
+    class Progress(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            report("train reranker", state.global_step, state.max_steps)
+
+    args = CrossEncoderTrainingArguments(
+        output_dir=str(model_dir / "checkpoints"), num_train_epochs=settings.epochs,
+        per_device_train_batch_size=settings.batch_size, learning_rate=settings.learning_rate,
+        warmup_steps=0.1, max_steps=settings.max_steps or -1, seed=project.config.seed, report_to="none",
+        disable_tqdm=True, save_strategy="no", logging_strategy="no", dataloader_pin_memory=device == "cuda",
+    )
+    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=data, loss=BinaryCrossEntropyLoss(model),
+                                  callbacks=[Progress()])
+    _quiet(trainer)
+    trainer.train()
+    model.save_pretrained(str(model_dir))
+    return int(trainer.state.global_step)
+
+
+def _quiet(trainer: Any) -> None:
+    # The trainer's PrinterCallback prints every log dict, which would draw over progress bars and the TUI.
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)

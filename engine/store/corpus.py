@@ -1,0 +1,91 @@
+"""Reads of the corpus and judgments that retrieval, the gate and evaluation work on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.store._sqlite_utils import Database
+
+
+@dataclass(frozen=True)
+class JudgedQuery:
+    id: str
+    text: str
+    relevant: frozenset[str]  # document ids
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    title: str
+    text: str
+
+
+def retrieval_chunks(db: Database) -> tuple[list[str], list[str], list[str]]:
+    """(chunk ids, their document ids, texts) of every document's own chunking, in a stable order."""
+    rows = db.execute(
+        "SELECT c.id, c.doc_id, t.text FROM chunks c JOIN documents d ON d.id = c.doc_id "
+        "AND c.strategy = d.chunking JOIN texts t ON t.hash = c.text_hash ORDER BY c.doc_id, c.position"
+    ).fetchall()
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+
+
+def documents(db: Database) -> list[Document]:
+    rows = db.execute(
+        "SELECT d.id, d.title, t.text FROM documents d JOIN texts t ON t.hash = d.text_hash ORDER BY d.id"
+    )
+    return [Document(*r) for r in rows]
+
+
+def judged_queries(db: Database, split: str) -> list[JudgedQuery]:
+    """Queries of a split with the documents judged relevant (queries without judgments are left out)."""
+    rows = db.execute(
+        "SELECT q.id, q.text, c.doc_id FROM queries q JOIN pairs p ON p.query_id = q.id "
+        "JOIN chunks c ON c.id = p.chunk_id WHERE q.split = ? AND p.label != 'rejected' ORDER BY q.id",
+        [split],
+    )
+    grouped: dict[str, tuple[str, set[str]]] = {}
+    for qid, text, doc_id in rows:
+        grouped.setdefault(qid, (text, set()))[1].add(doc_id)
+    return [JudgedQuery(qid, text, frozenset(docs)) for qid, (text, docs) in grouped.items()]
+
+
+def query_count(db: Database, split: str) -> int:
+    return int(db.execute("SELECT count(*) FROM queries WHERE split = ?", [split]).fetchone()[0])
+
+
+def training_pair_count(db: Database) -> int:
+    sql = "SELECT count(*) FROM pairs WHERE split = 'train' AND label != 'rejected'"
+    return int(db.execute(sql).fetchone()[0])
+
+
+@dataclass(frozen=True)
+class TrainingPair:
+    query_id: str
+    query: str
+    doc_id: str
+    passage: str
+
+
+def training_pairs(db: Database, split: str = "train") -> list[TrainingPair]:
+    """Pairs that training may use: not rejected in review; an edited passage replaces the original text."""
+    rows = db.execute(
+        "SELECT q.id, q.text, c.doc_id, coalesce(e.text, t.text) FROM pairs p "
+        "JOIN queries q ON q.id = p.query_id JOIN chunks c ON c.id = p.chunk_id "
+        "JOIN texts t ON t.hash = c.text_hash LEFT JOIN texts e ON e.hash = p.edited_text_hash "
+        "WHERE p.split = ? AND p.label != 'rejected' ORDER BY p.id",
+        [split],
+    )
+    return [TrainingPair(*r) for r in rows]
+
+
+def usable_negatives(db: Database) -> dict[str, list[str]]:
+    """Stored negatives per query id, minus those review marked as false negatives or rejected."""
+    rows = db.execute(
+        "SELECT n.query_id, t.text FROM negatives n JOIN chunks c ON c.id = n.chunk_id "
+        "JOIN texts t ON t.hash = c.text_hash WHERE n.label IN ('unlabeled', 'accepted') ORDER BY n.id"
+    )
+    out: dict[str, list[str]] = {}
+    for query_id, text in rows:
+        out.setdefault(query_id, []).append(text)
+    return out

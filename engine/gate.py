@@ -82,12 +82,24 @@ class _Context:
     chunk_texts: list[str]
     chunk_vectors: np.ndarray
     progress: Progress
+    cancelled: Callable[[], bool]
     chunk_depth: int = 1000
 
 
-def run_gate(project: Project, progress: Progress | None = None, arms: set[str] | None = None) -> GateReport:
-    """Run every arm that can run, record the result as a 'gate' run, and return the report."""
-    report_progress = progress or (lambda stage, done, total: None)
+def run_gate(project: Project, progress: Progress | None = None, arms: set[str] | None = None,
+             cancelled: Callable[[], bool] | None = None) -> GateReport:
+    """Run every arm that can run, record the result as a 'gate' run, and return the report.
+
+    `cancelled` is polled at every progress step and encoded block; when it turns true the run stops with
+    InterruptedError and is recorded as 'cancelled'."""
+    is_cancelled = cancelled or (lambda: False)
+
+    def report_progress(stage: str, done: int, total: int) -> None:
+        if is_cancelled():
+            raise InterruptedError("gate cancelled")
+        if progress:
+            progress(stage, done, total)
+
     gate = project.config.gate
     queries = _gate_queries(project)
     _, chunk_docs, chunk_texts = corpus.retrieval_chunks(project.db)
@@ -96,16 +108,20 @@ def run_gate(project: Project, progress: Progress | None = None, arms: set[str] 
     encoder = open_encoder(project.config.base_model, base_dir=project.root, db=project.db, fit_texts=chunk_texts,
                            trust_remote_code=project.config.trust_remote_code)
     settings = {"base_model": project.config.base_model, "model_fingerprint": encoder.fingerprint,
-                "max_seq_length": encoder.max_seq_length, "rerank_top_n": gate.rerank_top_n}
+                "max_seq_length": encoder.max_seq_length, "rerank_top_n": gate.rerank_top_n,
+                "finetune_recall": gate.finetune_recall, "stop_recall": gate.stop_recall}
     run_id = runs.create_run(project.db, "gate", settings)
     try:
-        vectors = encoder.encode(chunk_texts, "document", lambda d, t: report_progress("encode corpus", d, t))
+        vectors = encoder.encode(chunk_texts, "document", lambda d, t: report_progress("encode corpus", d, t),
+                                 is_cancelled)
         ctx = _Context(project, encoder, [q.id for q in queries], [q.text for q in queries],
-                       {q.id: set(q.relevant) for q in queries}, chunk_docs, chunk_texts, vectors, report_progress)
+                       {q.id: set(q.relevant) for q in queries}, chunk_docs, chunk_texts, vectors, report_progress,
+                       is_cancelled)
         results, skipped = _run_arms(ctx, arms)
         report = _report(project, results, skipped, len(queries), settings)
     except BaseException as e:
-        runs.fail_run(project.db, run_id, f"{type(e).__name__}: {e}")
+        status = "cancelled" if isinstance(e, InterruptedError) and is_cancelled() else "failed"
+        runs.fail_run(project.db, run_id, f"{type(e).__name__}: {e}", status)
         raise
     report.run_id = run_id
     _save(project, run_id, report)
@@ -131,7 +147,7 @@ def _run_arms(ctx: _Context, wanted: set[str] | None) -> tuple[list[Arm], dict[s
     config = ctx.project.config
     skipped: dict[str, str] = {}
     k = config.gate.k
-    q_vectors = ctx.encoder.encode(ctx.query_texts, "query")
+    q_vectors = ctx.encoder.encode(ctx.query_texts, "query", cancelled=ctx.cancelled)
     base_chunks = dense_search(q_vectors, ctx.chunk_vectors, ctx.chunk_depth)
     base = _arm(ctx, "base", f"{config.base_model}, dense cosine", base_chunks, ctx.chunk_docs, k, None)
     results = [base]
@@ -143,7 +159,8 @@ def _run_arms(ctx: _Context, wanted: set[str] | None) -> tuple[list[Arm], dict[s
     expanded_chunks = None
     if expander and want("expansion"):
         expanded = [expander.expand(t) for t in ctx.query_texts]
-        expanded_chunks = dense_search(ctx.encoder.encode(expanded, "query"), ctx.chunk_vectors, ctx.chunk_depth)
+        expanded_vectors = ctx.encoder.encode(expanded, "query", cancelled=ctx.cancelled)
+        expanded_chunks = dense_search(expanded_vectors, ctx.chunk_vectors, ctx.chunk_depth)
         results.append(_arm(ctx, "expansion", f"queries expanded from {config.expansions}", expanded_chunks,
                             ctx.chunk_docs, k, base))
     chunking_arms = _chunking_arms(ctx, base, want) if want("chunking") else []
@@ -189,7 +206,7 @@ def _chunking_arms(ctx: _Context, base: Arm, want: Callable[[str], bool]) -> lis
     """Re-chunk every document with each configured strategy; a document is found when any chunk is."""
     config = ctx.project.config
     docs = corpus.documents(ctx.project.db)
-    q_vectors = ctx.encoder.encode(ctx.query_texts, "query")
+    q_vectors = ctx.encoder.encode(ctx.query_texts, "query", cancelled=ctx.cancelled)
     out = []
     for name, raw in config.chunking.strategies.items():
         if not want(f"chunking:{name}"):
@@ -200,7 +217,8 @@ def _chunking_arms(ctx: _Context, base: Arm, want: Callable[[str], bool]) -> lis
             for chunk in chunk_text(doc.text, spec):
                 doc_ids.append(doc.id)
                 texts.append(source_chunk_text(doc.title, chunk.text))
-        vectors = ctx.encoder.encode(texts, "document", lambda d, t, n=name: ctx.progress(f"chunk {n}", d, t))
+        vectors = ctx.encoder.encode(texts, "document", lambda d, t, n=name: ctx.progress(f"chunk {n}", d, t),
+                                     ctx.cancelled)
         rankings = dense_search(q_vectors, vectors, ctx.chunk_depth)
         arm = _arm(ctx, f"chunking:{name}", f"corpus re-chunked: {_describe(raw)} ({len(texts):,} chunks)",
                    rankings, doc_ids, config.gate.k, base)

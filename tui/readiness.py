@@ -112,3 +112,14 @@ def _general(counts: dict[str, Any]) -> Stage:
         State.WARN,
         "optional: general-domain queries with judgments show whether fine-tuning costs elsewhere",
     )
+
+
+def gate_verdict(latest: tuple[int, str] | None) -> Stage:
+    """The last gate verdict (engine.gate_results.latest_verdict), or how to get one."""
+    name = "Gate verdict"
+    if latest is None:
+        return Stage(name, "not run yet", State.WARN, "press g, then r, to run the gate")
+    run_id, verdict = latest
+    if verdict == "INCOMPLETE":
+        return Stage(name, f"{verdict} (run {run_id})", State.WARN, "press g to see which arm could not run")
+    return Stage(name, f"{verdict} (run {run_id})", State.OK)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from engine.store._sqlite_utils import Database
@@ -48,6 +49,44 @@ def judged_queries(db: Database, split: str) -> list[JudgedQuery]:
     for qid, text, doc_id in rows:
         grouped.setdefault(qid, (text, set()))[1].add(doc_id)
     return [JudgedQuery(qid, text, frozenset(docs)) for qid, (text, docs) in grouped.items()]
+
+
+def queries_by_id(db: Database, ids: Sequence[str]) -> dict[str, JudgedQuery]:
+    """Queries with their current judgments (an empty set when all were rejected); unknown ids are left out."""
+    out: dict[str, tuple[str, set[str]]] = {}
+    for batch, marks in _batches(ids):
+        rows = db.execute(
+            "SELECT q.id, q.text, c.doc_id FROM queries q LEFT JOIN pairs p ON p.query_id = q.id "
+            f"AND p.label != 'rejected' LEFT JOIN chunks c ON c.id = p.chunk_id WHERE q.id IN ({marks})",
+            batch,
+        )
+        for qid, text, doc_id in rows:
+            docs = out.setdefault(qid, (text, set()))[1]
+            if doc_id is not None:
+                docs.add(doc_id)
+    return {qid: JudgedQuery(qid, text, frozenset(docs)) for qid, (text, docs) in out.items()}
+
+
+def documents_by_id(db: Database, ids: Sequence[str], *, with_text: bool = True) -> dict[str, Document]:
+    """Documents by id (text left empty unless asked for: titles are cheap, bodies may be long)."""
+    body = "t.text" if with_text else "''"
+    out: dict[str, Document] = {}
+    for batch, marks in _batches(ids):
+        rows = db.execute(
+            f"SELECT d.id, d.title, {body} FROM documents d JOIN texts t ON t.hash = d.text_hash "
+            f"WHERE d.id IN ({marks})",
+            batch,
+        )
+        out.update((r[0], Document(*r)) for r in rows)
+    return out
+
+
+def _batches(ids: Sequence[str], size: int = 500) -> Iterator[tuple[list[str], str]]:
+    # Bounded IN lists: older SQLite builds allow only 999 parameters per statement.
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), size):
+        batch = unique[start : start + size]
+        yield batch, ", ".join("?" * len(batch))
 
 
 def query_count(db: Database, split: str) -> int:

@@ -59,6 +59,19 @@ def latest_result(db: Database, kind: str) -> tuple[int, dict[str, Any]] | None:
     return (int(row[0]), json.loads(row[1])) if row else None
 
 
+def get_run(db: Database, run_id: int) -> dict[str, Any] | None:
+    """A run's status and times (no result: latest_result has that)."""
+    row = db.execute(
+        "SELECT id, kind, status, error, started_at, finished_at FROM runs WHERE id = ?", [run_id]
+    ).fetchone()
+    keys = ("id", "kind", "status", "error", "started_at", "finished_at")
+    return dict(zip(keys, row, strict=True)) if row else None
+
+
+def run_ids(db: Database, kind: str) -> list[int]:
+    return [int(r[0]) for r in db.execute("SELECT id FROM runs WHERE kind = ? ORDER BY id", [kind])]
+
+
 def query_results(db: Database, run_id: int) -> list[dict[str, Any]]:
     rows = db.execute(
         "SELECT arm, query_id, first_rank, metrics_json FROM query_results WHERE run_id = ? ORDER BY query_id, arm",

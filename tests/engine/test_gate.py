@@ -135,3 +135,50 @@ def test_cli_gate_error_exits_2_with_message(tmp_path: Path, tiny_embedder_path:
     result = CliRunner().invoke(main, ["gate", str(project.root)])
     assert result.exit_code == 2
     assert "no gate queries" in result.stderr
+
+
+def test_cancelling_stops_the_gate_and_records_the_run_as_cancelled(
+        tmp_path: Path, tiny_embedder_path: Path) -> None:
+    project = make_project(tmp_path, tiny_embedder_path)
+    stages: list[str] = []
+    with pytest.raises(InterruptedError):
+        run_gate(project, lambda stage, done, total: stages.append(stage), cancelled=lambda: len(stages) >= 3)
+    (run_id,) = runs.run_ids(project.db, "gate")
+    run = runs.get_run(project.db, run_id)
+    assert run is not None
+    assert run["status"] == "cancelled"
+    assert run["finished_at"]
+    assert len(stages) == 3  # it stopped at the next check after the request
+    assert runs.latest_result(project.db, "gate") is None
+    assert runs.query_results(project.db, run_id) == []
+    # a cancel request before any work still leaves a recorded, cancelled run
+    with pytest.raises(InterruptedError):
+        run_gate(project, cancelled=lambda: True)
+    assert runs.get_run(project.db, runs.run_ids(project.db, "gate")[-1])["status"] == "cancelled"
+
+
+def test_stored_result_reads_back_for_display(tmp_path: Path, tiny_embedder_path: Path) -> None:
+    from engine.gate_results import expected_documents, latest_verdict, load_gate_result
+
+    project = make_project(tmp_path, tiny_embedder_path, gate={"finetune_recall": 0.6, "stop_recall": 0.9})
+    assert load_gate_result(project) is None
+    assert latest_verdict(project) is None
+    report = run_gate(project, arms={"base", "hybrid"})
+    result = load_gate_result(project)
+    assert result is not None
+    assert (result.run_id, result.verdict, result.k) == (report.run_id, report.verdict, 5)
+    assert result.report == json.loads(json.dumps(report.to_json()))
+    assert (result.finetune_recall, result.stop_recall) == (0.6, 0.9)
+    assert result.finished_at
+    assert latest_verdict(project) == (report.run_id, report.verdict)
+    assert len(result.queries) == 12
+    arms = {a.name: a for a in report.arms}
+    for outcome in result.queries:
+        assert outcome.ranks == {name: arm.first_ranks[outcome.id] for name, arm in arms.items()}
+        assert outcome.expected == (f"d{outcome.id[-2:]}",)  # ga-d07 expects d07
+        assert outcome.text.startswith("when do we use ")
+        assert outcome.titles[0].lower() in outcome.text
+    (doc,) = expected_documents(project, ("d03",))
+    assert (doc.id, doc.title) == ("d03", "Adjuster")
+    assert doc.text.startswith("The adjuster rule.")
+    assert expected_documents(project, ("nope",)) == []

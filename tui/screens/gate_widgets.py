@@ -1,0 +1,175 @@
+"""The gate screen's parts: verdict summary, arms chart, metrics table and per-query drill-down table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.content import Content
+from textual.geometry import Size
+from textual.widget import Widget
+from textual.widgets import DataTable, Static
+
+from engine.gate_results import GateResult, QueryOutcome
+from tui import gate_chart
+from tui.gate_chart import ChartArm
+from tui.gate_queries import LOSS, WIN, Changes, expected_text, rank_text, short_arm
+
+# glyph and headline per verdict: the banner reads without colour too
+VERDICTS = {
+    "STOP": ("✓", "don't fine-tune: a cheaper fix is good enough"),
+    "FINE_TUNE": ("▶", "the cheaper fixes fall short and there is enough data to fine-tune"),
+    "GREY": ("~", "in between: adopt the best cheap fix and measure again"),
+    "COLLECT_MORE": ("+", "fine-tuning would help, but collect more training pairs first"),
+    "INCOMPLETE": ("?", "an arm the rules need could not run: see below how to supply it"),
+}
+CHART_STYLES = {
+    gate_chart.BAR: "$primary",
+    gate_chart.WHISKER: "$text bold",
+    gate_chart.FINETUNE: "$warning",
+    gate_chart.STOP: "$success",
+    gate_chart.LABEL: "",
+    gate_chart.MUTED: "$text-muted",
+    gate_chart.EMPTY: "",
+}
+METRICS = (("recall@1", "R@1"), ("recall@5", "R@5"), ("recall@10", "R@10"), ("mrr@10", "MRR@10"),
+           ("ndcg@10", "nDCG@10"))
+
+
+def banner_text(verdict: str) -> str:
+    glyph, headline = VERDICTS.get(verdict, ("?", "unknown verdict"))
+    return f"{glyph} {verdict}  ·  {headline}"
+
+
+class GateSummary(Vertical):
+    """Verdict banner, the reasons behind it, the arms that could not run and how to fix them, the hints."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="verdict", markup=False)
+        yield Static("", id="reasons", markup=False)
+        yield Static("", id="skipped")
+        yield Static("", id="hints")
+
+    def show(self, result: GateResult) -> None:
+        report = result.report
+        verdict = self.query_one("#verdict", Static)
+        verdict.update(banner_text(result.verdict))
+        for name in VERDICTS:
+            verdict.set_class(name == result.verdict, f"-{name.lower().replace('_', '-')}")
+        self.query_one("#reasons", Static).update("\n".join(f"• {reason}" for reason in report["reasons"]))
+        skipped = self.query_one("#skipped", Static)
+        skipped.update(Content("\n").join(
+            [Content.styled("Arms that could not run", "bold"),
+             *(Content.assemble(("✗ ", "$text-error"), (name, "bold"), f": {why}")
+               for name, why in report["skipped"].items())]))
+        skipped.display = bool(report["skipped"])
+        hints = self.query_one("#hints", Static)
+        hints.update(Content("\n").join(
+            [Content.styled("Hints", "bold"), *(Content(f"› {hint}") for hint in report["hints"])]))
+        hints.display = bool(report["hints"])
+
+
+class ArmChart(Widget):
+    """One row per arm, drawn for the widget's current width (see tui.gate_chart)."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.arms: list[ChartArm] = []
+        self.thresholds: dict[str, float] = {}
+        self.k = 5
+
+    def show(self, result: GateResult) -> None:
+        self.k = result.k
+        self.arms = [ChartArm.from_report(arm, result.k) for arm in result.arms]
+        self.thresholds = {gate_chart.FINETUNE: result.finetune_recall, gate_chart.STOP: result.stop_recall}
+        self.refresh(layout=True)
+
+    def lines(self, width: int) -> list[list[gate_chart.Run]]:
+        return gate_chart.chart(self.arms, width, self.thresholds, self.k) if self.arms else []
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self.lines(width))
+
+    def render(self) -> Content:
+        lines = self.lines(self.content_size.width)
+        return Content("\n").join(
+            Content.assemble(*((text, CHART_STYLES[kind]) for text, kind in line)) for line in lines
+        )
+
+
+def _number(value: float) -> Text:
+    return Text(f"{value:.3f}", justify="right")
+
+
+class MetricsTable(DataTable[Any]):
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+
+    def show(self, result: GateResult) -> None:
+        self.clear(columns=True)
+        k = result.k
+        metrics = [*METRICS, *([(f"recall@{k}", f"R@{k}")] if k not in (1, 5, 10) else [])]
+        self.add_columns("arm", *(label for _, label in metrics), f"R@{k} 95% CI", "wins", "losses", "re-ranker",
+                         "what it measures")
+        for arm in result.arms:
+            low, high = arm[f"recall@{k}_ci"]
+            base = arm["name"] == "base"
+            self.add_row(
+                Text(arm["name"]), *(_number(arm[key]) for key, _ in metrics), Text(f"{low:.3f}–{high:.3f}"),
+                Text("" if base else str(len(arm["wins"])), justify="right"),
+                Text("" if base else str(len(arm["losses"])), justify="right"),
+                Text(arm.get("reranker") or ""), Text(arm.get("description", "")), key=arm["name"],
+            )
+
+
+class QueryTable(DataTable[Any]):
+    """Gate queries with the first relevant rank under each arm; ▲/▼ where an arm wins or loses against base."""
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.zebra_stripes = True
+        self.fixed_columns = 3  # marker, id and query stay in view while the arms scroll sideways
+
+    def show(self, outcomes: list[QueryOutcome], arm_names: list[str], changes: Changes, sort: str,
+             reverse: bool) -> None:
+        kept = self.cursor_row_key()
+        self.clear(columns=True)
+        # the table may still be hidden in its tab (width 0): size the text columns from the terminal
+        query_width = max(14, min(40, self.app.size.width // 5))
+        expected_width = max(10, min(24, self.app.size.width // 8))
+        arrow = " ↓" if not reverse else " ↑"
+        self.add_column("±", key="±", width=1)
+        for key, label, width in (("id", "id", None), ("query", "query", query_width),
+                                  ("expected", "expected", expected_width)):
+            self.add_column(label + (arrow if sort == key else ""), key=key, width=width)
+        for name in arm_names:
+            self.add_column(short_arm(name) + (arrow if sort == name else ""), key=name)
+        colours = self.app.theme_variables
+        styles = {WIN: colours.get("text-success", "green"), LOSS: colours.get("text-error", "red")}
+        for outcome in outcomes:
+            differs = changes.differs(outcome.id)
+            cells: list[Text] = [
+                Text("●" if differs else ""),
+                Text(outcome.id, style="bold" if differs else ""),
+                _cut(outcome.text, query_width),
+                _cut(expected_text(outcome), expected_width),
+            ]
+            for name in arm_names:
+                mark = changes.mark(name, outcome.id)
+                cells.append(Text(rank_text(outcome.ranks.get(name), mark), style=styles.get(mark, ""),
+                                  justify="right"))
+            self.add_row(*cells, key=outcome.id)
+        if kept is not None and kept in self.rows:
+            self.move_cursor(row=self.get_row_index(kept))
+
+    def cursor_row_key(self) -> str | None:
+        if not self.row_count:
+            return None
+        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+
+
+def _cut(text: str, width: int) -> Text:
+    flat = " ".join(text.split())
+    return Text(flat if len(flat) <= width else flat[: width - 1] + "…")

@@ -17,10 +17,13 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Static
 from textual.worker import Worker, WorkerState
 
+from engine.gate_results import latest_verdict
 from engine.project import Project
 from engine.store.queries import imports, status_counts
-from tui.readiness import Stage, readiness
+from tui.readiness import Stage, gate_verdict, readiness
+from tui.screens.gate import GateScreen
 from tui.screens.import_data import ImportScreen, import_summary
+from tui.screens.review import ReviewScreen
 from tui.session import Session
 
 RECENT_IMPORTS = 8
@@ -33,10 +36,11 @@ SHORT = {"documents": "docs", "negatives": "negs"}
 class HomeData:
     counts: dict[str, Any]
     imports: list[dict[str, Any]]
+    gate: tuple[int, str] | None = None  # (run id, verdict) of the last finished gate
 
 
 def load_home(project: Project) -> HomeData:
-    return HomeData(status_counts(project.db), imports(project.db, RECENT_IMPORTS))
+    return HomeData(status_counts(project.db), imports(project.db, RECENT_IMPORTS), latest_verdict(project))
 
 
 def count_lines(counts: dict[str, Any]) -> list[str]:
@@ -135,6 +139,20 @@ class HomeScreen(Screen[None]):
             tooltip="Add a BEIR folder, pairs, documents or queries",
             id="import",
         ),
+        Binding(
+            "g",
+            "gate",
+            "Gate",
+            tooltip="Should this project fine-tune? The base model against the cheaper fixes",
+            id="gate",
+        ),
+        Binding(
+            "v",
+            "review",
+            "Review pairs",
+            tooltip="Accept, reject or edit pairs; triage mined negatives (tab)",
+            id="review",
+        ),
         Binding("q", "app.quit", "Quit", tooltip="Leave embtune", id="quit-home"),
     ]
 
@@ -162,6 +180,12 @@ class HomeScreen(Screen[None]):
     def action_import_data(self) -> None:
         self.app.push_screen(ImportScreen(self.session), callback=self._imported)
 
+    def action_gate(self) -> None:
+        self.app.push_screen(GateScreen(self.session), callback=lambda _: self.action_refresh_counts())
+
+    def action_review(self) -> None:
+        self.app.push_screen(ReviewScreen(self.session), callback=lambda _: self.action_refresh_counts())
+
     def _imported(self, result: dict[str, Any] | None) -> None:
         if result is not None:
             self.notify(import_summary(result), title="Import", markup=False, timeout=8)
@@ -183,5 +207,6 @@ class HomeScreen(Screen[None]):
 
     def show(self, data: HomeData) -> None:
         self.query_one(CountsPanel).show(data.counts)
-        self.query_one(StagesPanel).show(readiness(data.counts, self.session.project.config.gate))
+        stages = readiness(data.counts, self.session.project.config.gate)
+        self.query_one(StagesPanel).show([*stages, gate_verdict(data.gate)])
         self.query_one(ImportsTable).show(data.imports)

@@ -98,3 +98,10 @@ def finish_model_run(db: Database, run_id: int, model_path: str, result: dict[st
     with write(db):
         db.execute(f"UPDATE runs SET status = 'finished', model_path = ?, result_json = ?, finished_at = {NOW} "
                    "WHERE id = ?", [model_path, json.dumps(result), run_id])
+
+
+def model_run(db: Database, run_id: int) -> dict[str, Any] | None:
+    """A run that produced a model (kind, status, model_path relative to the project root), or None."""
+    row = db.execute("SELECT id, kind, status, model_path FROM runs WHERE id = ? AND model_path IS NOT NULL",
+                     [run_id]).fetchone()
+    return dict(zip(("id", "kind", "status", "model_path"), row, strict=True)) if row else None

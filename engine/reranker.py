@@ -7,6 +7,8 @@ and (query, negative) pairs. Cheaper than fine-tuning the embedder: the corpus n
 
 from __future__ import annotations
 
+import logging as std_logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -48,9 +50,10 @@ def train_reranker(project: Project, settings: RerankerSettings | None = None,
         examples, source = _examples(project, pairs, settings, report)
         model_dir = project.root / "models" / f"reranker-{run_id}"
         started = time.monotonic()
-        steps = _fit(project, examples, settings, model_dir, report)
+        steps, max_seq_length = _fit(project, examples, settings, model_dir, report)
         result = {"run_id": run_id, "model_path": f"models/reranker-{run_id}", "examples": len(examples),
-                  "negatives": source, "steps": steps, "seconds": round(time.monotonic() - started, 1)}
+                  "negatives": source, "steps": steps, "max_seq_length": max_seq_length,
+                  "seconds": round(time.monotonic() - started, 1)}
         runs.finish_model_run(project.db, run_id, result["model_path"], result)
         return result
     except BaseException as e:
@@ -96,7 +99,7 @@ def _dense_negatives(project: Project, pairs: list[corpus.TrainingPair], setting
 
 
 def _fit(project: Project, examples: list[tuple[str, str, float]], settings: RerankerSettings, model_dir: Any,
-         report: Progress) -> int:
+         report: Progress) -> tuple[int, int]:
     from datasets import Dataset
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
@@ -107,14 +110,20 @@ def _fit(project: Project, examples: list[tuple[str, str, float]], settings: Rer
 
     path = resolve_model(project.config.base_model, project.root).path
     device = pick_device()
-    # The new one-logit head is meant to be untrained: silence transformers' "newly initialized" report.
+    # The new one-logit head is meant to be untrained, and loading an embedder as a cross-encoder is the point:
+    # silence transformers' "newly initialized" and sentence-transformers' "Converting ..." reports.
     verbosity = logging.get_verbosity()
     logging.set_verbosity_error()
+    st_logger = std_logging.getLogger("sentence_transformers")
+    st_level = st_logger.level
+    st_logger.setLevel(std_logging.ERROR)
     try:
         model = CrossEncoder(str(path), num_labels=1, local_files_only=True, device=device,
                              trust_remote_code=project.config.trust_remote_code)
     finally:
         logging.set_verbosity(verbosity)
+        st_logger.setLevel(st_level)
+    model.max_seq_length = fit_pair_length(model.tokenizer, examples, int(model.max_seq_length or 512))
     data = Dataset.from_dict({"query": [e[0] for e in examples], "passage": [e[1] for e in examples],
                               "label": [e[2] for e in examples]})
 
@@ -133,7 +142,22 @@ def _fit(project: Project, examples: list[tuple[str, str, float]], settings: Rer
     _quiet(trainer)
     trainer.train()
     model.save_pretrained(str(model_dir))
-    return int(trainer.state.global_step)
+    return int(trainer.state.global_step), int(model.max_seq_length)
+
+
+def fit_pair_length(tokenizer: Any, examples: list[tuple[str, str, float]], cap: int, *, sample: int = 2000,
+                    multiple: int = 32) -> int:
+    """The multiple of 32 covering 99% of the (query, passage) pairs' token lengths, capped by the model.
+
+    A cross-encoder reads query and passage together; padding every pair to the model's 512 made training 3-4x
+    slower on short-passage corpora for nothing (measured on SciFact: 10.5 s per step at 512).
+    """
+    if not examples:
+        return cap
+    picked = examples[:: max(1, math.ceil(len(examples) / sample))]
+    ids = tokenizer([e[0] for e in picked], [e[1] for e in picked], truncation=False, verbose=False)["input_ids"]
+    longest = sorted(len(x) for x in ids)[min(len(ids) - 1, int(len(ids) * 0.99))]
+    return min(cap, max(multiple, math.ceil(longest / multiple) * multiple))
 
 
 def _quiet(trainer: Any) -> None:

@@ -5,6 +5,8 @@ Rules (../shared/reference/fine-tuning-embeddings.txt, thresholds from project.y
 - every arm, re-ranking and expansion and re-chunking included, below finetune_recall -> fine-tuning has a real
   signal: FINE_TUNE with at least min_pairs training pairs (flagged reliable from reliable_pairs), else COLLECT_MORE;
 - in between -> GREY;
+- a re-ranker that scores below the plain dense order and loses at least twice the queries it wins measures a weak
+  cross-encoder, not re-ranking: the fine-tune rule is not applied on it (INCOMPLETE, saying how to get a better one);
 - a rule that needs an arm which could not run is not applied: INCOMPLETE, saying how to supply the arm.
 """
 
@@ -43,8 +45,12 @@ def decide(arms: list[ArmLike], skipped: dict[str, str], gate: GateConfig, pairs
                        f"{skipped['rerank']}")
         reasons.append(f"best arm that ran: {best.name}, Recall@{gate.k} {best.metrics[key]:.3f}")
         return "INCOMPLETE", reasons
+    weak = _weak_reranker(arms, key)
+    if weak:
+        reasons.append(weak)
     if best.metrics[key] < gate.finetune_recall:
-        return _below_finetune(best, skipped, gate, pairs, reasons)
+        missing = {**skipped, "rerank": weak} if weak else skipped
+        return _below_finetune(best, missing, gate, pairs, reasons)
     reasons.append(f"best arm {best.name} reaches Recall@{gate.k} {best.metrics[key]:.3f}, between "
                    f"{gate.finetune_recall:.2f} and {gate.stop_recall:.2f}: the cheaper fixes help but do not "
                    f"settle it; adopt {best.name}, try a stronger cross-encoder or more expansions, and re-run the "
@@ -76,6 +82,26 @@ def _below_finetune(best: ArmLike, skipped: dict[str, str], gate: GateConfig, pa
         reasons.append(f"{pairs:,} training pairs: enough to start (≥ {gate.min_pairs:,}); results become reliable "
                        f"from {gate.reliable_pairs:,}")
     return "FINE_TUNE", reasons
+
+
+def _weak_reranker(arms: list[ArmLike], key: str) -> str | None:
+    """Why the re-ranking arm measures a weak cross-encoder rather than re-ranking, or None.
+
+    A re-ranker that loses at least twice as many queries as it wins against the plain dense order, and scores
+    lower, is not evidence that re-ranking fails: a stronger cross-encoder may still settle the question. So the
+    fine-tune rule, which needs re-ranking measured first, is not applied on its figure.
+    """
+    by_name = {a.name: a for a in arms}
+    rerank, base = by_name.get("rerank"), by_name.get("base")
+    if rerank is None or base is None:
+        return None
+    wins, losses = len(rerank.wins), len(rerank.losses)
+    if rerank.metrics[key] >= base.metrics[key] or losses < max(3, 2 * wins):
+        return None
+    return (f"the re-ranker is weaker than no re-ranking: it loses {losses} queries and wins {wins} against the "
+            f"base order ({key} {rerank.metrics[key]:.3f} vs {base.metrics[key]:.3f}), so it measures this "
+            "cross-encoder, not re-ranking; set 'reranker:' in project.yaml to a stronger local cross-encoder or "
+            "train longer (`embtune reranker train DIR --epochs 3`) and re-run the gate")
 
 
 def _sample_size_warnings(n_queries: int, gate: GateConfig) -> list[str]:

@@ -13,6 +13,7 @@ from engine.embedding import Encoder
 from engine.gate import GateError, run_gate
 from engine.store import runs
 from tests.projects import make_project
+from tests.tinymodels import MAX_LENGTH
 
 CONTRACT_KEYS = {"name", "recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "recall@5_ci", "wins", "losses"}
 
@@ -116,6 +117,9 @@ def test_trained_reranker_is_picked_up(tmp_path: Path, tiny_embedder_path: Path)
     assert result.exit_code == 0, result.output
     trained = json.loads(result.stdout)
     assert trained["steps"] == 2
+    # fitted to the pairs, not the model's limit: the test corpus's short pairs fit well below it
+    assert trained["max_seq_length"] % 32 == 0
+    assert trained["max_seq_length"] < MAX_LENGTH
     assert (project.root / trained["model_path"] / "config.json").is_file()
     result = runner.invoke(main, ["gate", str(project.root), "--arms", "base,rerank", "--json"])
     assert result.exit_code == 0, result.output

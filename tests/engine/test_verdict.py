@@ -85,3 +85,25 @@ def test_interval_spanning_a_threshold_is_said() -> None:
 def test_few_gate_queries_warn() -> None:
     _, reasons = decide(arms(0.5, 0.9), {}, GATE, 5000, n_queries=12)
     assert reasons[0].startswith("only 12 gate queries")
+
+
+def test_a_reranker_weaker_than_the_base_order_does_not_license_fine_tuning() -> None:
+    weak = [FakeArm("base", 0.6), FakeArm("rerank", 0.3, wins=["q1"], losses=[f"q{i}" for i in range(2, 12)]),
+            FakeArm("expansion", 0.62), FakeArm("chunking:paragraph", 0.61)]
+    verdict, reasons = decide(weak, {}, GATE, pairs=5000, n_queries=40)
+    assert verdict == "INCOMPLETE"
+    assert any("loses 10 queries and wins 1" in r and "stronger local cross-encoder" in r for r in reasons)
+
+
+def test_a_reranker_that_loses_a_few_queries_still_counts() -> None:
+    mixed = [FakeArm("base", 0.6), FakeArm("rerank", 0.55, wins=["q1", "q2"], losses=["q3", "q4", "q5"]),
+             FakeArm("expansion", 0.62), FakeArm("chunking:paragraph", 0.61)]
+    assert decide(mixed, {}, GATE, pairs=5000, n_queries=40)[0] == "FINE_TUNE"
+
+
+def test_a_weak_reranker_is_named_in_a_grey_verdict_too() -> None:
+    grey = [FakeArm("base", 0.72), FakeArm("rerank", 0.3, losses=["q1", "q2", "q3"]), FakeArm("expansion", 0.75),
+            FakeArm("chunking:paragraph", 0.7)]
+    verdict, reasons = decide(grey, {}, GATE, pairs=5000, n_queries=40)
+    assert verdict == "GREY"
+    assert any("weaker than no re-ranking" in r for r in reasons)

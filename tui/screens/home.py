@@ -21,6 +21,7 @@ from engine.gate_results import latest_verdict
 from engine.project import Project
 from engine.store.queries import imports, status_counts
 from tui.readiness import Stage, gate_verdict, readiness
+from tui.screens.data import DataScreen
 from tui.screens.gate import GateScreen
 from tui.screens.import_data import ImportScreen, import_summary
 from tui.screens.review import ReviewScreen
@@ -153,6 +154,13 @@ class HomeScreen(Screen[None]):
             tooltip="Accept, reject or edit pairs; triage mined negatives (tab)",
             id="review",
         ),
+        Binding(
+            "m",
+            "data",
+            "Mine & check",
+            tooltip="Data checks before training; mine hard negatives",
+            id="data",
+        ),
         Binding("q", "app.quit", "Quit", tooltip="Leave embtune", id="quit-home"),
     ]
 
@@ -182,6 +190,9 @@ class HomeScreen(Screen[None]):
 
     def action_gate(self) -> None:
         self.app.push_screen(GateScreen(self.session), callback=lambda _: self.action_refresh_counts())
+
+    def action_data(self) -> None:
+        self.app.push_screen(DataScreen(self.session), callback=lambda _: self.action_refresh_counts())
 
     def action_review(self) -> None:
         self.app.push_screen(ReviewScreen(self.session), callback=lambda _: self.action_refresh_counts())

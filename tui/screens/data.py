@@ -1,0 +1,232 @@
+"""`m`: the training data before training — the data checks, and hard-negative mining as a background job."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Label, ProgressBar, Static
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from engine.checks import CheckReport, run_checks
+from engine.project import Project, open_project
+from engine.store import runs
+from tui.screens.confirm import ConfirmScreen
+from tui.session import Session
+
+MARKS = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "error": ("✗", "bold red")}
+
+
+@dataclass
+class DataView:
+    checks: CheckReport
+    mining: str  # the last mining run's summary, or how to get one
+
+
+def load_view(project: Project) -> DataView:
+    latest = runs.latest_result(project.db, "mine")
+    if latest is None:
+        mining = "No hard negatives mined yet. Press r to mine them with the base model (settings: mining: in " \
+                 "project.yaml)."
+    else:
+        from engine.mining import render_summary  # numpy: only once there is a summary to show
+
+        mining = render_summary(latest[1])
+    return DataView(run_checks(project), mining)
+
+
+def checks_text(report: CheckReport) -> Text:
+    text = Text()
+    for finding in report.findings:
+        mark, style = MARKS[finding.severity]
+        text.append(f" {mark} ", style=style)
+        text.append(f"{finding.title}: ", style="bold")
+        text.append(f"{finding.message}\n")
+    return text
+
+
+def mine_in_own_connection(root: Path, progress: Any, cancelled: Any) -> dict[str, Any]:
+    """Mine on a connection of its own, so the screens keep reading the store meanwhile."""
+    from engine.mining import mine_negatives  # the model libraries load only when mining runs
+
+    project = open_project(root)
+    try:
+        return mine_negatives(project, progress, cancelled)
+    finally:
+        project.close()
+
+
+class MineProgress(Message):
+    """A mining stage; a newer one replaces an undelivered older one."""
+
+    def __init__(self, stage: str, done: int, total: int) -> None:
+        super().__init__()
+        self.stage, self.done, self.total = stage, done, total
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, MineProgress)
+
+
+class DataScreen(Screen[None]):
+    BINDING_GROUP_TITLE = "Training data"
+    DEFAULT_CSS = """
+    DataScreen #data-title { text-style: bold; padding: 0 1; background: $boost; width: 100%; }
+    DataScreen .data-heading { text-style: bold; padding: 1 1 0 1; }
+    DataScreen #data-checks, DataScreen #data-mining { padding: 0 1; height: auto; }
+    DataScreen #data-progress { height: 1; padding: 0 1; display: none; }
+    DataScreen #data-stage { width: 1fr; }
+    DataScreen #data-bar { width: 40; }
+    DataScreen #data-message { padding: 0 1; height: auto; display: none; }
+    DataScreen #data-message.-error { color: $text-error; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "mine", "Mine negatives", tooltip="Mine hard negatives for the train pairs (background)",
+                id="data-mine"),
+        Binding("c", "cancel", "Cancel", tooltip="Stop the running mining (asks first)", id="data-cancel"),
+        Binding("k", "recheck", "Re-check", tooltip="Run the data checks again", id="data-recheck"),
+        Binding("escape", "back", "Back", tooltip="Back to home (while mining: cancel it first)", id="data-back"),
+    ]
+    running: reactive[bool] = reactive(False, bindings=True)
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+        self._cancel = threading.Event()
+        self._started = 0.0
+        self._stage = ""
+        self._ticker: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Label("Training data · checking…", id="data-title", markup=False)
+        with VerticalScroll():
+            yield Label("Checks before training", classes="data-heading")
+            yield Static("", id="data-checks")
+            yield Label("Hard negatives", classes="data-heading")
+            yield Static("", id="data-mining", markup=False)
+        yield Static("", id="data-message", markup=False)
+        with Horizontal(id="data-progress"):
+            yield Label("", id="data-stage", markup=False)
+            yield ProgressBar(id="data-bar", show_eta=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._load()
+
+    @work(thread=True, exclusive=True, group="data-load", exit_on_error=False)
+    def _load(self) -> DataView:
+        return self.session.call(load_view)
+
+    def _show(self, view: DataView) -> None:
+        report = view.checks
+        verdict = {"ok": "ready", "warn": "usable, with warnings", "error": "NOT ready: fix the errors"}
+        self.query_one("#data-title", Label).update(f"Training data · {verdict[report.severity]}")
+        self.query_one("#data-checks", Static).update(checks_text(report))
+        self.query_one("#data-mining", Static).update(view.mining)
+
+    def _say(self, text: str, error: bool = False) -> None:
+        message = self.query_one("#data-message", Static)
+        message.update(text)
+        message.display = bool(text)
+        message.set_class(error, "-error")
+
+    # --- mining -----------------------------------------------------------------------------------------
+
+    def action_mine(self) -> None:
+        if self.running:
+            return
+        self._cancel.clear()
+        self.running = True
+        self._say("")
+        self.query_one(ProgressBar).update(total=None, progress=0)
+        self.query_one("#data-progress").display = True
+        self._started = time.monotonic()
+        self._show_stage("starting: loading the model…")
+        self._ticker = self.set_interval(1, self._show_stage)  # a stage can take minutes on a CPU
+        self._mine()
+
+    def _show_stage(self, stage: str | None = None) -> None:
+        self._stage = stage or self._stage
+        seconds = int(time.monotonic() - self._started)
+        self.query_one("#data-stage", Label).update(f"{self._stage} · {seconds // 60}:{seconds % 60:02d}")
+
+    @work(thread=True, exclusive=True, group="data-mine", exit_on_error=False)
+    def _mine(self) -> dict[str, Any]:
+        worker = get_current_worker()
+
+        def progress(stage: str, done: int, total: int) -> None:
+            self.post_message(MineProgress(stage, done, total))
+
+        def cancelled() -> bool:
+            return self._cancel.is_set() or worker.is_cancelled
+
+        return mine_in_own_connection(self.session.project.root, progress, cancelled)
+
+    def on_mine_progress(self, message: MineProgress) -> None:
+        if self.running:
+            self._show_stage(f"{message.stage} {message.done:,}/{message.total:,}")
+            self.query_one(ProgressBar).update(total=max(message.total, 1), progress=message.done)
+
+    @on(Worker.StateChanged)
+    def _worker_changed(self, event: Worker.StateChanged) -> None:
+        state = event.state
+        if state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            return
+        if event.worker.group == "data-load":
+            if state == WorkerState.SUCCESS:
+                self._show(event.worker.result)
+            elif state == WorkerState.ERROR:
+                self._say(f"Could not read the training data: {event.worker.error}", error=True)
+            return
+        if event.worker.group != "data-mine":
+            return
+        self.running = False
+        if self._ticker is not None:
+            self._ticker.stop()
+        self.query_one("#data-progress").display = False
+        if state == WorkerState.SUCCESS:
+            summary = event.worker.result
+            self.notify(f"{summary['negatives_added']:,} negatives added, {summary['short']:,} queries short",
+                        title="Mining finished")
+        elif isinstance(event.worker.error, InterruptedError):
+            self._say("Mining cancelled: nothing was stored; the run is recorded as cancelled.")
+        elif state == WorkerState.ERROR:
+            self._say(f"Mining failed: {event.worker.error}", error=True)
+        self._load()
+
+    def action_cancel(self) -> None:
+        if self.running:
+            self.app.push_screen(ConfirmScreen("Cancel the running mining?", "Nothing it found is kept."),
+                                 callback=self._confirmed)
+
+    def _confirmed(self, yes: bool | None) -> None:
+        if yes and self.running:
+            self._cancel.set()
+            self._show_stage("cancelling at the next step…")
+
+    def action_recheck(self) -> None:
+        self._load()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "mine":
+            return None if self.running else True
+        if action == "cancel":
+            return True if self.running else None
+        return True
+
+    def action_back(self) -> None:
+        if self.running:
+            self.action_cancel()
+        else:
+            self.dismiss(None)

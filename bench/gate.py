@@ -57,8 +57,13 @@ TABLE_KEYS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
 
 
 def quiet_environment() -> None:
-    for key, value in (("HF_HUB_OFFLINE", "1"), ("TOKENIZERS_PARALLELISM", "false"), ("TQDM_DISABLE", "1"),
-                       ("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TRANSFORMERS_VERBOSITY", "error")):
+    for key, value in (
+        ("HF_HUB_OFFLINE", "1"),
+        ("TOKENIZERS_PARALLELISM", "false"),
+        ("TQDM_DISABLE", "1"),
+        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+        ("TRANSFORMERS_VERBOSITY", "error"),
+    ):
         os.environ.setdefault(key, value)
 
 
@@ -149,8 +154,11 @@ def new_project(root: Path, beir: Path, args: argparse.Namespace) -> tuple[Any, 
     init_project(root).close()
     strategies = ChunkingConfig().strategies
     chosen = {name: strategies[name] for name in args.chunking} or {"paragraph": strategies["paragraph"]}
-    data: dict[str, Any] = {"name": "scifact-bench", "base_model": MODEL,
-                            "chunking": {"default": next(iter(chosen)), "strategies": chosen}}
+    data: dict[str, Any] = {
+        "name": "scifact-bench",
+        "base_model": MODEL,
+        "chunking": {"default": next(iter(chosen)), "strategies": chosen},
+    }
     if args.rerank_top_n:
         data["gate"] = {"rerank_top_n": args.rerank_top_n}
     (root / "project.yaml").write_text(dump_config(config_from_dict(data, "bench")), encoding="utf-8")
@@ -180,8 +188,11 @@ class Stages:
             log(f"  {self.label}: {stage} {done:,}/{total:,}")
 
     def seconds(self) -> dict[str, dict[str, float]]:
-        return {stage: {"seconds": round(self.last[stage] - self.first[stage], 2), "items": self.totals[stage]}
-                for stage in self.first if not stage.startswith("arm ")}
+        return {
+            stage: {"seconds": round(self.last[stage] - self.first[stage], 2), "items": self.totals[stage]}
+            for stage in self.first
+            if not stage.startswith("arm ")
+        }
 
 
 def gate_once(project: Any, arms: set[str] | None, label: str) -> tuple[Any, float, Stages]:
@@ -210,11 +221,17 @@ def plain_run(model_path: Path, beir: Path, max_seq_length: int) -> dict[str, An
     model = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
     model.max_seq_length = max_seq_length
     loaded = time.perf_counter()
-    doc_vectors = model.encode_document(texts, batch_size=BATCH, normalize_embeddings=True, convert_to_numpy=True,
-                                        show_progress_bar=False)
+    doc_vectors = model.encode_document(
+        texts, batch_size=BATCH, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
     encoded = time.perf_counter()
-    query_vectors = model.encode_query([query_text[q] for q in query_ids], batch_size=BATCH,
-                                       normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    query_vectors = model.encode_query(
+        [query_text[q] for q in query_ids],
+        batch_size=BATCH,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
     queried = time.perf_counter()
     scores = query_vectors @ doc_vectors.T
     depth = min(DEPTH, scores.shape[1])
@@ -224,10 +241,20 @@ def plain_run(model_path: Path, beir: Path, max_seq_length: int) -> dict[str, An
         ranked[qid] = [doc_ids[i] for i in cand[np.lexsort((cand, -row[cand]))]]
     metrics = plain_metrics(ranked, qrels)
     end = time.perf_counter()
-    return {"seconds": end - start, "load_s": loaded - start, "encode_corpus_s": encoded - loaded,
-            "encode_queries_s": queried - encoded, "search_metrics_s": end - queried, "metrics": metrics,
-            "max_seq_length": max_seq_length, "docs": len(texts), "queries": len(query_ids),
-            "_doc_ids": doc_ids, "_texts": texts, "_doc_vectors": doc_vectors}
+    return {
+        "seconds": end - start,
+        "load_s": loaded - start,
+        "encode_corpus_s": encoded - loaded,
+        "encode_queries_s": queried - encoded,
+        "search_metrics_s": end - queried,
+        "metrics": metrics,
+        "max_seq_length": max_seq_length,
+        "docs": len(texts),
+        "queries": len(query_ids),
+        "_doc_ids": doc_ids,
+        "_texts": texts,
+        "_doc_vectors": doc_vectors,
+    }
 
 
 def plain_metrics(ranked: dict[str, list[str]], qrels: dict[str, set[str]]) -> dict[str, float]:
@@ -268,13 +295,26 @@ def ir_check(project: Any, plain: dict[str, Any] | None) -> dict[str, Any]:
     relevant = {q.id: set(q.relevant) for q in gate_queries}
 
     def evaluator(corpus_texts: dict[str, str]) -> InformationRetrievalEvaluator:
-        return InformationRetrievalEvaluator(queries, corpus_texts, relevant, name="scifact", batch_size=BATCH,
-                                             accuracy_at_k=[1, 5, 10], precision_recall_at_k=[1, 5, 10],
-                                             write_csv=False)
+        return InformationRetrievalEvaluator(
+            queries,
+            corpus_texts,
+            relevant,
+            name="scifact",
+            batch_size=BATCH,
+            accuracy_at_k=[1, 5, 10],
+            precision_recall_at_k=[1, 5, 10],
+            write_csv=False,
+        )
 
     def ir_metrics(result: dict[str, float]) -> dict[str, float]:
-        keys = {"recall@1": "recall@1", "recall@5": "recall@5", "recall@10": "recall@10", "mrr@10": "mrr@10",
-                "ndcg@10": "ndcg@10", "map@100": "map@100"}
+        keys = {
+            "recall@1": "recall@1",
+            "recall@5": "recall@5",
+            "recall@10": "recall@10",
+            "mrr@10": "mrr@10",
+            "ndcg@10": "ndcg@10",
+            "map@100": "map@100",
+        }
         return {ours: float(result[f"scifact_cosine_{theirs}"]) for ours, theirs in keys.items()}
 
     start = time.perf_counter()
@@ -309,19 +349,35 @@ def median(values: list[float]) -> float:
 
 
 def gate_summary(report: Any, seconds: float, stages: Stages) -> dict[str, Any]:
-    return {"seconds": seconds, "stages": stages.seconds(), "verdict": report.verdict, "reasons": report.reasons,
-            "hints": report.hints, "skipped": report.skipped, "n_queries": report.n_queries, "k": report.k,
-            "settings": report.settings, "arms": arm_rows(report)}
+    return {
+        "seconds": seconds,
+        "stages": stages.seconds(),
+        "verdict": report.verdict,
+        "reasons": report.reasons,
+        "hints": report.hints,
+        "skipped": report.skipped,
+        "n_queries": report.n_queries,
+        "k": report.k,
+        "settings": report.settings,
+        "arms": arm_rows(report),
+    }
 
 
 def arm_rows(report: Any) -> list[dict[str, Any]]:
     key = f"recall@{report.k}"
     rows = []
     for arm in report.arms:
-        rows.append({"name": arm.name, "description": arm.description,
-                     **{k: arm.metrics[k] for k in (*TABLE_KEYS, "map@100", key)},
-                     f"{key}_ci": list(arm.recall_ci), "wins": len(arm.wins), "losses": len(arm.losses),
-                     "reranker": arm.reranker})
+        rows.append(
+            {
+                "name": arm.name,
+                "description": arm.description,
+                **{k: arm.metrics[k] for k in (*TABLE_KEYS, "map@100", key)},
+                f"{key}_ci": list(arm.recall_ci),
+                "wins": len(arm.wins),
+                "losses": len(arm.losses),
+                "reranker": arm.reranker,
+            }
+        )
     return rows
 
 
@@ -331,47 +387,67 @@ def print_arms(rows: list[dict[str, Any]], k: int) -> None:
     for r in rows:
         ci = r[f"recall@{k}_ci"]
         wl = "-" if r["name"] == "base" else f"{r['wins']}/{r['losses']}"
-        print(f"| {r['name']:<26} | {r['recall@1']:.3f} | {r['recall@5']:.3f} | {r['recall@10']:.3f} | "
-              f"{r['mrr@10']:.4f} | {r['ndcg@10']:.4f}  | [{ci[0]:.3f}, {ci[1]:.3f}]  | {wl:>11} |")
+        print(
+            f"| {r['name']:<26} | {r['recall@1']:.3f} | {r['recall@5']:.3f} | {r['recall@10']:.3f} | "
+            f"{r['mrr@10']:.4f} | {r['ndcg@10']:.4f}  | [{ci[0]:.3f}, {ci[1]:.3f}]  | {wl:>11} |"
+        )
 
 
 def print_summary(results: dict[str, Any]) -> None:
     cold = results["base_vs_plain"]
     print(f"\n## Setup\n{results['setup']}")
     print("\n## 1. Base arm, cold cache, vs plain sentence-transformers (seconds, same process)")
-    print("| round | order              | embtune | plain  | embtune encode corpus | plain encode corpus | load avg | "
-          "CPU s embtune/plain |")
-    print("|-------|--------------------|---------|--------|-----------------------|---------------------|----------|"
-          "---------------------|")
+    print(
+        "| round | order              | embtune | plain  | embtune encode corpus | plain encode corpus | load avg | "
+        "CPU s embtune/plain |"
+    )
+    print(
+        "|-------|--------------------|---------|--------|-----------------------|---------------------|----------|"
+        "---------------------|"
+    )
     for r in cold["rounds"]:
         loads = f"{r['embtune_load_avg_before']:.1f}/{r['plain_load_avg_before']:.1f}"
-        print(f"| {r['round']:>5} | {r['order']:<18} | {r['embtune_s']:>7.1f} | {r['plain_s']:>6.1f} | "
-              f"{r['embtune_encode_corpus_s']:>21.1f} | {r['plain_encode_corpus_s']:>19.1f} | {loads:>8} | "
-              f"{r['embtune_cpu_s']:>9.0f}/{r['plain_cpu_s']:<9.0f} |")
-    print(f"median embtune {cold['embtune_median_s']:.1f} s, plain {cold['plain_median_s']:.1f} s, ratio "
-          f"{cold['ratio']:.3f} (target ≤ 1.10: {'PASS' if cold['ratio'] <= 1.10 else 'FAIL'}); "
-          f"max_seq_length fitted {cold['fitted_max_seq_length']} (model default {cold['default_max_seq_length']}); "
-          f"CPU time median {cold['embtune_cpu_median_s']:.0f} / {cold['plain_cpu_median_s']:.0f} s, ratio "
-          f"{cold['embtune_cpu_median_s'] / cold['plain_cpu_median_s']:.3f}")
+        print(
+            f"| {r['round']:>5} | {r['order']:<18} | {r['embtune_s']:>7.1f} | {r['plain_s']:>6.1f} | "
+            f"{r['embtune_encode_corpus_s']:>21.1f} | {r['plain_encode_corpus_s']:>19.1f} | {loads:>8} | "
+            f"{r['embtune_cpu_s']:>9.0f}/{r['plain_cpu_s']:<9.0f} |"
+        )
+    print(
+        f"median embtune {cold['embtune_median_s']:.1f} s, plain {cold['plain_median_s']:.1f} s, ratio "
+        f"{cold['ratio']:.3f} (target ≤ 1.10: {'PASS' if cold['ratio'] <= 1.10 else 'FAIL'}); "
+        f"max_seq_length fitted {cold['fitted_max_seq_length']} (model default {cold['default_max_seq_length']}); "
+        f"CPU time median {cold['embtune_cpu_median_s']:.0f} / {cold['plain_cpu_median_s']:.0f} s, ratio "
+        f"{cold['embtune_cpu_median_s'] / cold['plain_cpu_median_s']:.3f}"
+    )
     if cold.get("plain_default_length"):
         d = cold["plain_default_length"]
-        print(f"plain at the default max_seq_length {d['max_seq_length']}: {d['seconds']:.1f} s, "
-              f"nDCG@10 {d['metrics']['ndcg@10']:.4f}")
+        print(
+            f"plain at the default max_seq_length {d['max_seq_length']}: {d['seconds']:.1f} s, "
+            f"nDCG@10 {d['metrics']['ndcg@10']:.4f}"
+        )
     else:
         print("plain at the default max_seq_length: the same configuration as the fitted one (not rerun)")
-    print("base-arm metrics embtune vs plain: " + ", ".join(
-        f"{k} {cold['embtune_metrics'][k]:.4f}/{cold['plain_metrics'][k]:.4f}" for k in TABLE_KEYS))
+    print(
+        "base-arm metrics embtune vs plain: "
+        + ", ".join(f"{k} {cold['embtune_metrics'][k]:.4f}/{cold['plain_metrics'][k]:.4f}" for k in TABLE_KEYS)
+    )
     cache = results["repeat"]
     print("\n## 2. Repeat on an unchanged corpus")
-    print(f"base arm: cold median {cache['base_cold_median_s']:.1f} s, "
-          f"repeat median {cache['base_repeat_median_s']:.2f} s "
-          f"(each {', '.join(f'{s:.2f}' for s in cache['base_repeat_s'])}): {cache['base_speedup']:.0f}x "
-          f"(target ≥ 20x: {'PASS' if cache['base_speedup'] >= 20 else 'FAIL'})")
+    print(
+        f"base arm: cold median {cache['base_cold_median_s']:.1f} s, "
+        f"repeat median {cache['base_repeat_median_s']:.2f} s "
+        f"(each {', '.join(f'{s:.2f}' for s in cache['base_repeat_s'])}): {cache['base_speedup']:.0f}x "
+        f"(target ≥ 20x: {'PASS' if cache['base_speedup'] >= 20 else 'FAIL'})"
+    )
     if cache.get("full_repeat_s") is not None:
-        print(f"full gate ({', '.join(cache['full_arms'])}): first {cache['full_first_s']:.1f} s, repeat "
-              f"{cache['full_repeat_s']:.1f} s ({cache['full_speedup']:.1f}x; same metrics: "
-              f"{cache['full_repeat_identical']}); repeat stages: " + ", ".join(
-                  f"{name} {v['seconds']:.2f} s ({v['items']:,})" for name, v in cache["full_repeat_stages"].items()))
+        print(
+            f"full gate ({', '.join(cache['full_arms'])}): first {cache['full_first_s']:.1f} s, repeat "
+            f"{cache['full_repeat_s']:.1f} s ({cache['full_speedup']:.1f}x; same metrics: "
+            f"{cache['full_repeat_identical']}); repeat stages: "
+            + ", ".join(
+                f"{name} {v['seconds']:.2f} s ({v['items']:,})" for name, v in cache["full_repeat_stages"].items()
+            )
+        )
     full = results["full_gate"]
     print("\n## 3. Full gate on SciFact (all-MiniLM-L6-v2)")
     if results.get("full_gate_before_reranker"):
@@ -379,10 +455,14 @@ def print_summary(results: dict[str, Any]) -> None:
         print(f"before the re-ranker: {before['seconds']:.1f} s, verdict {before['verdict']}: {before['reasons'][-2:]}")
     if results.get("reranker"):
         rr = results["reranker"]
-        print(f"re-ranker trained: {rr['steps']} steps, {rr['examples']:,} examples ({rr['negatives']}), "
-              f"{rr['wall_s']:.1f} s wall ({rr['seconds']} s fit)")
-    print(f"{full['n_queries']} gate queries, {full['seconds']:.1f} s; stages: " + ", ".join(
-        f"{name} {s['seconds']:.1f} s ({s['items']:,})" for name, s in full["stages"].items()))
+        print(
+            f"re-ranker trained: {rr['steps']} steps, {rr['examples']:,} examples ({rr['negatives']}), "
+            f"{rr['wall_s']:.1f} s wall ({rr['seconds']} s fit)"
+        )
+    print(
+        f"{full['n_queries']} gate queries, {full['seconds']:.1f} s; stages: "
+        + ", ".join(f"{name} {s['seconds']:.1f} s ({s['items']:,})" for name, s in full["stages"].items())
+    )
     print_arms(full["arms"], full["k"])
     for name, why in full["skipped"].items():
         print(f"skipped {name}: {why}")
@@ -392,13 +472,17 @@ def print_summary(results: dict[str, Any]) -> None:
     ir = results["ir_check"]
     same, ours = ir["ir_evaluator_on_gate_embeddings"], ir["engine_metrics_on_same_embeddings"]
     base_ndcg = full["arms"][0]["ndcg@10"]
-    print(f"\nnDCG@10: base arm {base_ndcg:.4f} | published (MTEB) {PUBLISHED_NDCG10:.3f} "
-          f"(diff {base_ndcg - PUBLISHED_NDCG10:+.4f}) | InformationRetrievalEvaluator {same['ndcg@10']:.6f} vs "
-          f"engine.metrics {ours['ndcg@10']:.6f} on the same embeddings (|diff| {ir['abs_diff']['ndcg@10']:.1e}; "
-          f"max over R@1/5/10, MRR, nDCG, MAP {max(ir['abs_diff'].values()):.1e})")
+    print(
+        f"\nnDCG@10: base arm {base_ndcg:.4f} | published (MTEB) {PUBLISHED_NDCG10:.3f} "
+        f"(diff {base_ndcg - PUBLISHED_NDCG10:+.4f}) | InformationRetrievalEvaluator {same['ndcg@10']:.6f} vs "
+        f"engine.metrics {ours['ndcg@10']:.6f} on the same embeddings (|diff| {ir['abs_diff']['ndcg@10']:.1e}; "
+        f"max over R@1/5/10, MRR, nDCG, MAP {max(ir['abs_diff'].values()):.1e})"
+    )
     if "ir_evaluator_on_plain_embeddings" in ir:
-        print(f"InformationRetrievalEvaluator on the plain run's embeddings: nDCG@10 "
-              f"{ir['ir_evaluator_on_plain_embeddings']['ndcg@10']:.6f}")
+        print(
+            f"InformationRetrievalEvaluator on the plain run's embeddings: nDCG@10 "
+            f"{ir['ir_evaluator_on_plain_embeddings']['ndcg@10']:.6f}"
+        )
     print(f"\n## 4. Peak RSS {results['peak_rss_mib']:.0f} MiB; total {results['total_s'] / 60:.1f} min")
 
 
@@ -406,17 +490,25 @@ def print_summary(results: dict[str, Any]) -> None:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="SciFact in BEIR layout (read in place)")
     parser.add_argument("--repeats", type=int, default=2, help="cold rounds of embtune and plain (alternating order)")
-    parser.add_argument("--chunking", default="paragraph,fixed128,window3",
-                        help="chunking strategies the gate compares (comma list of the default ones, or 'none')")
-    parser.add_argument("--train-reranker", action="store_true",
-                        help="train the project's cross-encoder on SciFact's train pairs so the rerank arms run")
+    parser.add_argument(
+        "--chunking",
+        default="paragraph,fixed128,window3",
+        help="chunking strategies the gate compares (comma list of the default ones, or 'none')",
+    )
+    parser.add_argument(
+        "--train-reranker",
+        action="store_true",
+        help="train the project's cross-encoder on SciFact's train pairs so the rerank arms run",
+    )
     parser.add_argument("--reranker-steps", type=int, default=200, help="cap on the re-ranker's optimizer steps")
-    parser.add_argument("--rerank-top-n", type=int, default=None,
-                        help="candidates re-ranked per query (project default 50)")
+    parser.add_argument(
+        "--rerank-top-n", type=int, default=None, help="candidates re-ranked per query (project default 50)"
+    )
     parser.add_argument("--no-full-repeat", action="store_true", help="skip the second full gate")
     parser.add_argument("--limit-docs", type=int, default=None, help="smoke tests: judged docs + fillers up to N")
     parser.add_argument("--limit-queries", type=int, default=None, help="smoke tests: first N queries per split")
@@ -478,11 +570,13 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     fitted = fit_max_seq_length(warm, texts)
     warm.encode_document(texts[:64], batch_size=BATCH, show_progress_bar=False)
     del warm
-    results["setup"] = (f"{len(docs):,} docs, {len(read_qrels(beir / 'qrels' / 'gate.tsv'))} gate queries, "
-                        f"{sum(len(r) for r in read_qrels(beir / 'qrels' / 'train.tsv').values())} train pairs; "
-                        f"torch {torch.__version__} ({torch.get_num_threads()} threads), sentence-transformers "
-                        f"{sentence_transformers.__version__}, {os.cpu_count()} CPUs, imports {import_s:.1f} s, "
-                        f"load average at start {load_avg()}")
+    results["setup"] = (
+        f"{len(docs):,} docs, {len(read_qrels(beir / 'qrels' / 'gate.tsv'))} gate queries, "
+        f"{sum(len(r) for r in read_qrels(beir / 'qrels' / 'train.tsv').values())} train pairs; "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), sentence-transformers "
+        f"{sentence_transformers.__version__}, {os.cpu_count()} CPUs, imports {import_s:.1f} s, "
+        f"load average at start {load_avg()}"
+    )
     log(results["setup"])
     rss["after_warmup"] = peak_rss_mib()
 
@@ -501,36 +595,54 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 row["embtune_cpu_s"] = cpu_seconds() - cpu
                 base = report.arms[0]
                 repeat_report, repeat_s, _ = gate_once(project, {"base"}, f"embtune {i + 1} repeat")
-                row.update(embtune_s=seconds, embtune_encode_corpus_s=stages.seconds()["encode corpus"]["seconds"],
-                           embtune_import_s=import_seconds, embtune_repeat_s=repeat_s,
-                           embtune_max_seq_length=report.settings["max_seq_length"],
-                           embtune_metrics={k: base.metrics[k] for k in TABLE_KEYS},
-                           repeat_identical=repeat_report.arms[0].metrics == base.metrics,
-                           embtune_load_avg_before=load_before)
+                row.update(
+                    embtune_s=seconds,
+                    embtune_encode_corpus_s=stages.seconds()["encode corpus"]["seconds"],
+                    embtune_import_s=import_seconds,
+                    embtune_repeat_s=repeat_s,
+                    embtune_max_seq_length=report.settings["max_seq_length"],
+                    embtune_metrics={k: base.metrics[k] for k in TABLE_KEYS},
+                    repeat_identical=repeat_report.arms[0].metrics == base.metrics,
+                    embtune_load_avg_before=load_before,
+                )
                 projects.append(project)
-                log(f"round {i + 1}: embtune {seconds:.1f} s (repeat {repeat_s:.2f} s), nDCG@10 "
-                    f"{base.metrics['ndcg@10']:.4f}")
+                log(
+                    f"round {i + 1}: embtune {seconds:.1f} s (repeat {repeat_s:.2f} s), nDCG@10 "
+                    f"{base.metrics['ndcg@10']:.4f}"
+                )
             else:
                 log(f"round {i + 1}: plain sentence-transformers, max_seq_length {fitted}")
                 cpu = cpu_seconds()
                 plain_last = plain_run(model_path, beir, fitted)
                 row["plain_cpu_s"] = cpu_seconds() - cpu
-                row.update(plain_s=plain_last["seconds"], plain_encode_corpus_s=plain_last["encode_corpus_s"],
-                           plain_parts={k: round(plain_last[k], 2) for k in
-                                        ("load_s", "encode_corpus_s", "encode_queries_s", "search_metrics_s")},
-                           plain_metrics=plain_last["metrics"], plain_load_avg_before=load_before)
-                log(f"round {i + 1}: plain {plain_last['seconds']:.1f} s, nDCG@10 "
-                    f"{plain_last['metrics']['ndcg@10']:.4f}")
+                row.update(
+                    plain_s=plain_last["seconds"],
+                    plain_encode_corpus_s=plain_last["encode_corpus_s"],
+                    plain_parts={
+                        k: round(plain_last[k], 2)
+                        for k in ("load_s", "encode_corpus_s", "encode_queries_s", "search_metrics_s")
+                    },
+                    plain_metrics=plain_last["metrics"],
+                    plain_load_avg_before=load_before,
+                )
+                log(
+                    f"round {i + 1}: plain {plain_last['seconds']:.1f} s, nDCG@10 "
+                    f"{plain_last['metrics']['ndcg@10']:.4f}"
+                )
         rounds.append(row)
     rss["after_cold_rounds"] = peak_rss_mib()
     embtune_times = [r["embtune_s"] for r in rounds]
     plain_times = [r["plain_s"] for r in rounds]
     cold: dict[str, Any] = {
-        "rounds": rounds, "embtune_median_s": median(embtune_times), "plain_median_s": median(plain_times),
-        "ratio": median(embtune_times) / median(plain_times), "fitted_max_seq_length": fitted,
+        "rounds": rounds,
+        "embtune_median_s": median(embtune_times),
+        "plain_median_s": median(plain_times),
+        "ratio": median(embtune_times) / median(plain_times),
+        "fitted_max_seq_length": fitted,
         "embtune_cpu_median_s": median([r["embtune_cpu_s"] for r in rounds]),
         "plain_cpu_median_s": median([r["plain_cpu_s"] for r in rounds]),
-        "default_max_seq_length": default_length, "embtune_metrics": rounds[-1]["embtune_metrics"],
+        "default_max_seq_length": default_length,
+        "embtune_metrics": rounds[-1]["embtune_metrics"],
         "plain_metrics": rounds[-1]["plain_metrics"],
     }
     if rounds[0]["embtune_max_seq_length"] != fitted:
@@ -546,10 +658,12 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     for project in projects[:-1]:
         project.close()
     full_arms = None if args.chunking else {"base", "expansion", "hybrid", "rerank"}
-    cache: dict[str, Any] = {"base_cold_median_s": median(embtune_times),
-                             "base_repeat_s": [r["embtune_repeat_s"] for r in rounds],
-                             "base_repeat_median_s": median([r["embtune_repeat_s"] for r in rounds]),
-                             "base_repeat_identical": all(r["repeat_identical"] for r in rounds)}
+    cache: dict[str, Any] = {
+        "base_cold_median_s": median(embtune_times),
+        "base_repeat_s": [r["embtune_repeat_s"] for r in rounds],
+        "base_repeat_median_s": median([r["embtune_repeat_s"] for r in rounds]),
+        "base_repeat_identical": all(r["repeat_identical"] for r in rounds),
+    }
     cache["base_speedup"] = cache["base_cold_median_s"] / cache["base_repeat_median_s"]
     # The full gate and its repeat run before any re-ranker exists: cross-encoder scores are not cached, so a
     # repeat with re-ranking arms would mostly time the cross-encoder again (its cost is in the last gate's stages).
@@ -560,9 +674,14 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     if not args.no_full_repeat:
         log("full gate, repeat")
         again, repeat_s, repeat_stages = gate_once(main_project, full_arms, "full gate repeat")
-        cache.update(full_first_s=full_s, full_repeat_s=repeat_s, full_speedup=full_s / repeat_s,
-                     full_arms=[a.name for a in report.arms], full_repeat_stages=repeat_stages.seconds(),
-                     full_repeat_identical=[a.metrics for a in again.arms] == [a.metrics for a in report.arms])
+        cache.update(
+            full_first_s=full_s,
+            full_repeat_s=repeat_s,
+            full_speedup=full_s / repeat_s,
+            full_arms=[a.name for a in report.arms],
+            full_repeat_stages=repeat_stages.seconds(),
+            full_repeat_identical=[a.metrics for a in again.arms] == [a.metrics for a in report.arms],
+        )
     results["repeat"] = cache
     results["full_gate"] = first
     if args.train_reranker:

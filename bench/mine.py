@@ -43,8 +43,13 @@ sys.path.insert(0, str(ROOT))
 
 
 def quiet_environment() -> None:
-    for key, value in (("HF_HUB_OFFLINE", "1"), ("TOKENIZERS_PARALLELISM", "false"), ("TQDM_DISABLE", "1"),
-                       ("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TRANSFORMERS_VERBOSITY", "error")):
+    for key, value in (
+        ("HF_HUB_OFFLINE", "1"),
+        ("TOKENIZERS_PARALLELISM", "false"),
+        ("TQDM_DISABLE", "1"),
+        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+        ("TRANSFORMERS_VERBOSITY", "error"),
+    ):
         os.environ.setdefault(key, value)
 
 
@@ -104,15 +109,16 @@ def embtune_once(project: Any) -> tuple[float, float, dict[str, Any]]:
     return time.perf_counter() - start, time.process_time() - cpu, summary
 
 
-def plain_once(model_path: str, max_seq_length: int | None,
-               settings: dict[str, Any]) -> tuple[float, float, Any]:
+def plain_once(model_path: str, max_seq_length: int | None, settings: dict[str, Any]) -> tuple[float, float, Any]:
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.util import mine_hard_negatives
 
     start, cpu = time.perf_counter(), time.process_time()
-    docs = {d["_id"]: f"{d['title']}\n{d['text']}" if d.get("title") else d["text"]
-            for d in read_jsonl(SAMPLE / "corpus.jsonl")}
+    docs = {
+        d["_id"]: f"{d['title']}\n{d['text']}" if d.get("title") else d["text"]
+        for d in read_jsonl(SAMPLE / "corpus.jsonl")
+    }
     queries = {q["_id"]: q["text"] for q in read_jsonl(SAMPLE / "queries.jsonl")}
     anchors, positives = [], []
     for line in (SAMPLE / "qrels" / "train.tsv").read_text(encoding="utf-8").splitlines()[1:]:
@@ -125,11 +131,19 @@ def plain_once(model_path: str, max_seq_length: int | None,
         model.max_seq_length = max_seq_length
     with contextlib.redirect_stderr(io.StringIO()):  # its encode bars show even with verbose=False
         mined = mine_hard_negatives(
-            Dataset.from_dict({"anchor": anchors, "positive": positives}), model, corpus=list(docs.values()),
-            range_min=settings["range_min"], range_max=settings["range_max"],
-            relative_margin=settings["relative_margin"], absolute_margin=settings["absolute_margin"],
-            num_negatives=settings["num_negatives"], sampling_strategy=settings["sampling"], batch_size=32,
-            use_faiss=False, verbose=False, output_format="triplet",
+            Dataset.from_dict({"anchor": anchors, "positive": positives}),
+            model,
+            corpus=list(docs.values()),
+            range_min=settings["range_min"],
+            range_max=settings["range_max"],
+            relative_margin=settings["relative_margin"],
+            absolute_margin=settings["absolute_margin"],
+            num_negatives=settings["num_negatives"],
+            sampling_strategy=settings["sampling"],
+            batch_size=32,
+            use_faiss=False,
+            verbose=False,
+            output_format="triplet",
         )
     return time.perf_counter() - start, time.process_time() - cpu, mined
 
@@ -147,9 +161,12 @@ def agreement(project: Any, mined: Any) -> dict[str, float]:
     for anchor, negative in zip(mined["anchor"], mined["negative"], strict=True):
         theirs.setdefault(anchor, set()).add(negative)
     shared = [len(ours.get(q, set()) & n) / len(n) for q, n in theirs.items()]
-    return {"queries_plain": len(theirs), "queries_embtune": len(ours),
-            "mean_overlap": round(statistics.mean(shared), 4) if shared else 0.0,
-            "identical_queries": sum(ours.get(q, set()) == n for q, n in theirs.items())}
+    return {
+        "queries_plain": len(theirs),
+        "queries_embtune": len(ours),
+        "mean_overlap": round(statistics.mean(shared), 4) if shared else 0.0,
+        "identical_queries": sum(ours.get(q, set()) == n for q, n in theirs.items()),
+    }
 
 
 def main() -> None:
@@ -167,17 +184,22 @@ def main() -> None:
         config = project.config
         model_path = str(resolve_model(config.base_model, project.root).path)
         _, _, chunk_texts = retrieval_chunks(project.db)
-        corpus_texts = [f"{d['title']}\n{d['text']}" if d.get("title") else d["text"]
-                        for d in read_jsonl(SAMPLE / "corpus.jsonl")]
+        corpus_texts = [
+            f"{d['title']}\n{d['text']}" if d.get("title") else d["text"] for d in read_jsonl(SAMPLE / "corpus.jsonl")
+        ]
         assert sorted(corpus_texts) == sorted(chunk_texts), "plain corpus differs from the project's chunks"
         log("warm-up: imports, one model load, one small encode")
         warm = load_embedder(model_path)
         length = fit_max_seq_length(warm, chunk_texts)
         warm.encode(chunk_texts[:8])
-        settings = {"range_min": config.mining.range_min, "range_max": config.mining.range_max,
-                    "relative_margin": config.mining.relative_margin,
-                    "absolute_margin": config.mining.absolute_margin,
-                    "num_negatives": config.mining.num_negatives, "sampling": config.mining.sampling}
+        settings = {
+            "range_min": config.mining.range_min,
+            "range_max": config.mining.range_max,
+            "relative_margin": config.mining.relative_margin,
+            "absolute_margin": config.mining.absolute_margin,
+            "num_negatives": config.mining.num_negatives,
+            "sampling": config.mining.sampling,
+        }
         times: dict[str, list[float]] = {"embtune": [], "plain": []}
         cpu_times: dict[str, list[float]] = {"embtune": [], "plain": []}
         encode_times: dict[str, list[float]] = {"embtune": [], "plain": []}
@@ -196,8 +218,10 @@ def main() -> None:
                 times[who].append(seconds)
                 cpu_times[who].append(cpu)
                 encode_times[who].append(ENCODING["seconds"])
-                log(f"round {round_no + 1} {who}: {seconds:.2f} s wall ({ENCODING['seconds']:.2f} s encoding), "
-                    f"{cpu:.2f} s CPU (load {os.getloadavg()[0]:.2f})")
+                log(
+                    f"round {round_no + 1} {who}: {seconds:.2f} s wall ({ENCODING['seconds']:.2f} s encoding), "
+                    f"{cpu:.2f} s CPU (load {os.getloadavg()[0]:.2f})"
+                )
         plain_default, _, _ = plain_once(model_path, None, settings)
         log(f"plain at the model's default max_seq_length: {plain_default:.2f} s")
         warm_seconds, _, warm_summary = embtune_once(project)
@@ -205,28 +229,38 @@ def main() -> None:
         medians = {who: statistics.median(values) for who, values in times.items()}
         cpu_medians = {who: statistics.median(values) for who, values in cpu_times.items()}
         result = {
-            "project": "sample_project", "model": config.base_model, "max_seq_length": length,
-            "settings": settings, "pairs": summary["pairs"], "queries": summary["queries"],
-            "corpus_chunks": len(chunk_texts), "repeats": args.repeats,
+            "project": "sample_project",
+            "model": config.base_model,
+            "max_seq_length": length,
+            "settings": settings,
+            "pairs": summary["pairs"],
+            "queries": summary["queries"],
+            "corpus_chunks": len(chunk_texts),
+            "repeats": args.repeats,
             "embtune_seconds": [round(t, 2) for t in times["embtune"]],
             "plain_seconds": [round(t, 2) for t in times["plain"]],
-            "embtune_median": round(medians["embtune"], 2), "plain_median": round(medians["plain"], 2),
+            "embtune_median": round(medians["embtune"], 2),
+            "plain_median": round(medians["plain"], 2),
             "ratio": round(medians["embtune"] / medians["plain"], 3),
             "embtune_cpu_seconds": [round(t, 2) for t in cpu_times["embtune"]],
             "plain_cpu_seconds": [round(t, 2) for t in cpu_times["plain"]],
             "cpu_ratio": round(cpu_medians["embtune"] / cpu_medians["plain"], 3),
             "embtune_encoding_seconds": [round(t, 2) for t in encode_times["embtune"]],
             "plain_encoding_seconds": [round(t, 2) for t in encode_times["plain"]],
-            "embtune_other_median": round(statistics.median(
-                t - e for t, e in zip(times["embtune"], encode_times["embtune"], strict=True)), 2),
-            "plain_other_median": round(statistics.median(
-                t - e for t, e in zip(times["plain"], encode_times["plain"], strict=True)), 2),
+            "embtune_other_median": round(
+                statistics.median(t - e for t, e in zip(times["embtune"], encode_times["embtune"], strict=True)), 2
+            ),
+            "plain_other_median": round(
+                statistics.median(t - e for t, e in zip(times["plain"], encode_times["plain"], strict=True)), 2
+            ),
             "plain_default_length_seconds": round(plain_default, 2),
             "embtune_warm_seconds": round(warm_seconds, 2),
             "warm_negatives_added": warm_summary["negatives_added"],
             "embedding_cache_handed_over": summary["embedding_cache"],
-            "embtune_summary": {k: summary[k] for k in ("negatives_added", "short", "excluded_relevant_document",
-                                                        "skipped_false_negative")},
+            "embtune_summary": {
+                k: summary[k]
+                for k in ("negatives_added", "short", "excluded_relevant_document", "skipped_false_negative")
+            },
             "plain_triplets": len(mined),
             "agreement": agreement(project, mined),
             "load_average": round(os.getloadavg()[0], 2),

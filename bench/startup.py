@@ -92,10 +92,7 @@ def make_project(folder: Path) -> Path:
 
 def write_beir(folder: Path, docs: int) -> Path:
     (folder / "qrels").mkdir(parents=True)
-    lines = [
-        json.dumps({"_id": f"d{i}", "title": f"Doc {i}", "text": f"Passage {i} on claims."})
-        for i in range(docs)
-    ]
+    lines = [json.dumps({"_id": f"d{i}", "title": f"Doc {i}", "text": f"Passage {i} on claims."}) for i in range(docs)]
     (folder / "corpus.jsonl").write_text("\n".join(lines) + "\n")
     queries = [json.dumps({"_id": f"q{i}", "text": f"question {i}"}) for i in range(docs)]
     (folder / "queries.jsonl").write_text("\n".join(queries) + "\n")
@@ -119,9 +116,7 @@ def measure(runs: int, fn: Callable[[], float]) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument(
-        "--project", type=Path, help="an existing project (default: build one in a temp folder)"
-    )
+    parser.add_argument("--project", type=Path, help="an existing project (default: build one in a temp folder)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = args.project or make_project(Path(tmp))

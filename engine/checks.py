@@ -47,8 +47,14 @@ class Finding:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"code": self.code, "severity": self.severity, "title": self.title, "message": self.message,
-                "count": self.count, "details": self.details}
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "title": self.title,
+            "message": self.message,
+            "count": self.count,
+            "details": self.details,
+        }
 
 
 @dataclass
@@ -66,8 +72,11 @@ class CheckReport:
 
     def to_json(self) -> dict[str, Any]:
         """The `embtune check --json` contract."""
-        return {"severity": self.severity, "ok": self.severity != "error",
-                "findings": [f.to_json() for f in self.findings]}
+        return {
+            "severity": self.severity,
+            "ok": self.severity != "error",
+            "findings": [f.to_json() for f in self.findings],
+        }
 
 
 def normalise(text: str) -> str:
@@ -101,12 +110,24 @@ def _duplicates(queries: list[tuple[str, str, str]]) -> Finding:
         groups.setdefault(normalise(text), []).append((qid, split))
     dups = sorted((g for g in groups.items() if len(g[1]) > 1), key=lambda g: (-len(g[1]), g[0]))
     extra = sum(len(ids) - 1 for _, ids in dups)
-    examples = [{"text": text, "ids": [q for q, _ in ids], "splits": sorted({s for _, s in ids})}
-                for text, ids in dups[:EXAMPLES]]
-    message = (f"{len(dups):,} texts are used by more than one query id ({extra:,} extra ids): they count twice in "
-               "metrics and, in train, form duplicate anchors" if dups else "no two query ids share a text")
-    return Finding("duplicate_queries", "warn" if dups else "ok", "Duplicate queries", message, len(dups),
-                   {"extra_ids": extra, "examples": examples})
+    examples = [
+        {"text": text, "ids": [q for q, _ in ids], "splits": sorted({s for _, s in ids})}
+        for text, ids in dups[:EXAMPLES]
+    ]
+    message = (
+        f"{len(dups):,} texts are used by more than one query id ({extra:,} extra ids): they count twice in "
+        "metrics and, in train, form duplicate anchors"
+        if dups
+        else "no two query ids share a text"
+    )
+    return Finding(
+        "duplicate_queries",
+        "warn" if dups else "ok",
+        "Duplicate queries",
+        message,
+        len(dups),
+        {"extra_ids": extra, "examples": examples},
+    )
 
 
 def _leakage(queries: list[tuple[str, str, str]], allow: bool) -> Finding:
@@ -127,15 +148,32 @@ def _leakage(queries: list[tuple[str, str, str]], allow: bool) -> Finding:
     train_ids = {leak["train"] for leak in leaks}
     by_split = dict(Counter(split for _, split in {(leak["eval"], leak["split"]) for leak in leaks}))
     if not leaks:
-        return Finding("leakage", "ok", "Train/eval leakage", "no train query repeats a dev, test, gate or general "
-                       "query (same normalised text or same set of words)", 0, {"by_split": {}, "examples": []})
-    severity, tail = ("warn", " (allowed by --allow-leakage)") if allow else (
-        "error", ": remove them from train, or pass --allow-leakage to accept")
+        return Finding(
+            "leakage",
+            "ok",
+            "Train/eval leakage",
+            "no train query repeats a dev, test, gate or general query (same normalised text or same set of words)",
+            0,
+            {"by_split": {}, "examples": []},
+        )
+    severity, tail = (
+        ("warn", " (allowed by --allow-leakage)")
+        if allow
+        else ("error", ": remove them from train, or pass --allow-leakage to accept")
+    )
     counts = ", ".join(f"{s} {n:,}" for s, n in sorted(by_split.items()))
-    message = (f"{len(train_ids):,} train queries repeat evaluation queries ({counts}); metrics on those would "
-               f"measure memorisation{tail}")
-    return Finding("leakage", severity, "Train/eval leakage", message, len(train_ids),
-                   {"by_split": by_split, "examples": leaks[:EXAMPLES]})
+    message = (
+        f"{len(train_ids):,} train queries repeat evaluation queries ({counts}); metrics on those would "
+        f"measure memorisation{tail}"
+    )
+    return Finding(
+        "leakage",
+        severity,
+        "Train/eval leakage",
+        message,
+        len(train_ids),
+        {"by_split": by_split, "examples": leaks[:EXAMPLES]},
+    )
 
 
 def _in_batch(train: list[tuple[str, str, str, str]], batch_size: int, seed: int) -> Finding:
@@ -151,13 +189,26 @@ def _in_batch(train: list[tuple[str, str, str, str]], batch_size: int, seed: int
     share = _batch_share([(normalise(text), key) for _, text, key, _ in train], batch_size, seed)
     offenders = [{"chunk_id": chunk_of[k], "queries": n} for n, k in shared[:EXAMPLES]]
     severity = "warn" if share >= BATCH_WARN_SHARE else "ok"
-    message = (f"{len(shared):,} passages are the positive of several train queries (top: "
-               f"{offenders[0]['queries'] if offenders else 0}), {multi:,} queries have several positives; "
-               f"{share:.0%} of shuffled batches of {batch_size} would repeat a text, which in-batch negatives "
-               "turn into false negatives" + (": train with BatchSamplers.NO_DUPLICATES" if severity == "warn" else ""))
-    return Finding("in_batch_duplicates", severity, "Repeated texts in batches", message, len(shared),
-                   {"passages_shared": len(shared), "queries_with_several_positives": multi,
-                    "batch_size": batch_size, "batches_with_repeat": round(share, 4), "top_passages": offenders})
+    message = (
+        f"{len(shared):,} passages are the positive of several train queries (top: "
+        f"{offenders[0]['queries'] if offenders else 0}), {multi:,} queries have several positives; "
+        f"{share:.0%} of shuffled batches of {batch_size} would repeat a text, which in-batch negatives "
+        "turn into false negatives" + (": train with BatchSamplers.NO_DUPLICATES" if severity == "warn" else "")
+    )
+    return Finding(
+        "in_batch_duplicates",
+        severity,
+        "Repeated texts in batches",
+        message,
+        len(shared),
+        {
+            "passages_shared": len(shared),
+            "queries_with_several_positives": multi,
+            "batch_size": batch_size,
+            "batches_with_repeat": round(share, 4),
+            "top_passages": offenders,
+        },
+    )
 
 
 def _batch_share(rows: list[tuple[str, str]], batch_size: int, seed: int) -> float:
@@ -194,9 +245,12 @@ def _document_overlap(judged: list[tuple[str, str, str]]) -> Finding:
     total = sum(len(q) for q in by_split.values())
     counts = {s: len(q) for s, q in sorted(by_split.items())}
     text = ", ".join(f"{s} {n:,}" for s, n in counts.items())
-    message = (f"{total:,} evaluation queries ({text}) have a relevant document that is also a train positive; "
-               "normal in BEIR-style data (the queries differ), but a fine-tuned model has seen those documents"
-               if total else "no evaluation query's relevant document is a train positive")
+    message = (
+        f"{total:,} evaluation queries ({text}) have a relevant document that is also a train positive; "
+        "normal in BEIR-style data (the queries differ), but a fine-tuned model has seen those documents"
+        if total
+        else "no evaluation query's relevant document is a train positive"
+    )
     return Finding("document_overlap", "ok", "Train/eval document overlap", message, total, {"by_split": counts})
 
 
@@ -207,18 +261,36 @@ def _pair_count(pairs: int, minimum: int, reliable: int) -> Finding:
         severity, note = "ok", f"above the minimum of {minimum:,}; {reliable:,}+ gives reliable results"
     else:
         severity, note = "ok", f"at least the {reliable:,} the guide calls reliable"
-    return Finding("pair_count", severity, "Training pairs", f"{pairs:,} train pairs: {note}", pairs,
-                   {"min_pairs": minimum, "reliable_pairs": reliable})
+    return Finding(
+        "pair_count",
+        severity,
+        "Training pairs",
+        f"{pairs:,} train pairs: {note}",
+        pairs,
+        {"min_pairs": minimum, "reliable_pairs": reliable},
+    )
 
 
 def _negatives(queries: int, with_negative: int) -> Finding:
     if queries and not with_negative:
-        return Finding("negatives", "warn", "Hard negatives", f"none of the {queries:,} train queries has a hard "
-                       "negative: run `embtune mine DIR` (the guide asks for pairs with hard negatives)", 0,
-                       {"queries": queries})
+        return Finding(
+            "negatives",
+            "warn",
+            "Hard negatives",
+            f"none of the {queries:,} train queries has a hard "
+            "negative: run `embtune mine DIR` (the guide asks for pairs with hard negatives)",
+            0,
+            {"queries": queries},
+        )
     share = with_negative / queries if queries else 0.0
-    return Finding("negatives", "ok", "Hard negatives", f"{with_negative:,} of {queries:,} train queries "
-                   f"({share:.0%}) have a usable hard negative", with_negative, {"queries": queries})
+    return Finding(
+        "negatives",
+        "ok",
+        "Hard negatives",
+        f"{with_negative:,} of {queries:,} train queries ({share:.0%}) have a usable hard negative",
+        with_negative,
+        {"queries": queries},
+    )
 
 
 def render_report(report: CheckReport) -> str:

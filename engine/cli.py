@@ -45,8 +45,12 @@ def handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 def _lazy_user_errors() -> tuple[type[Exception], ...]:
     """User errors of modules that are imported only by the commands that need them."""
     out: list[type[Exception]] = []
-    lazy = (("engine.gate", "GateError"), ("engine.models", "ModelNotFoundError"),
-            ("engine.reranker", "RerankerError"), ("engine.mining", "MiningError"))
+    lazy = (
+        ("engine.gate", "GateError"),
+        ("engine.models", "ModelNotFoundError"),
+        ("engine.reranker", "RerankerError"),
+        ("engine.mining", "MiningError"),
+    )
     for module, name in lazy:
         if module in sys.modules:
             out.append(getattr(sys.modules[module], name))
@@ -101,8 +105,12 @@ def main(ctx: click.Context) -> None:
 
 @main.command()
 @project_dir
-@click.option("--from", "source", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="A folder with a project.yaml whose data.sources are imported (e.g. sample_project/).")
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A folder with a project.yaml whose data.sources are imported (e.g. sample_project/).",
+)
 @click.option("--name", help="Project name (default: the folder's name).")
 @json_option
 @handles_errors
@@ -121,31 +129,51 @@ def init(directory: Path, source: Path | None, name: str | None, as_json: bool) 
             raise
         bars.close()
     summary = _summary_line(project)
-    _emit(as_json, {"project": str(project.root), "imports": imported, **_status(project)},
-          f"Created {project.root}\n{summary}\nOpen it with: embtune open {directory}")
+    _emit(
+        as_json,
+        {"project": str(project.root), "imports": imported, **_status(project)},
+        f"Created {project.root}\n{summary}\nOpen it with: embtune open {directory}",
+    )
 
 
 @main.command("import")
 @project_dir
-@click.option("--beir", type=click.Path(path_type=Path),
-              help="A BEIR folder: corpus.jsonl, queries.jsonl, qrels/*.tsv.")
-@click.option("--pairs", type=click.Path(path_type=Path),
-              help="Pairs: JSONL {query, positive[, negative][, split]}, FlagEmbedding {query, pos, neg} or CSV.")
+@click.option(
+    "--beir", type=click.Path(path_type=Path), help="A BEIR folder: corpus.jsonl, queries.jsonl, qrels/*.tsv."
+)
+@click.option(
+    "--pairs",
+    type=click.Path(path_type=Path),
+    help="Pairs: JSONL {query, positive[, negative][, split]}, FlagEmbedding {query, pos, neg} or CSV.",
+)
 @click.option("--split", help="Split for every pair in --pairs (default: the file's, else split by document).")
 @click.option("--docs", type=click.Path(path_type=Path), help="A folder of .txt/.md documents to chunk.")
 @click.option("--chunking", help="Chunking strategy name from project.yaml for --docs.")
-@click.option("--queries", type=click.Path(path_type=Path),
-              help="Queries JSONL {_id?, text, relevant?: [doc ids]}; needs --tag.")
+@click.option(
+    "--queries", type=click.Path(path_type=Path), help="Queries JSONL {_id?, text, relevant?: [doc ids]}; needs --tag."
+)
 @click.option("--tag", type=click.Choice(["gate", "general", "test", "train", "dev"]), help="Split/tag for --queries.")
 @json_option
 @handles_errors
-def import_(directory: Path, beir: Path | None, pairs: Path | None, split: str | None, docs: Path | None,
-            chunking: str | None, queries: Path | None, tag: str | None, as_json: bool) -> None:
+def import_(
+    directory: Path,
+    beir: Path | None,
+    pairs: Path | None,
+    split: str | None,
+    docs: Path | None,
+    chunking: str | None,
+    queries: Path | None,
+    tag: str | None,
+    as_json: bool,
+) -> None:
     """Import data into a project. Each import is one transaction: all of it or nothing."""
     from engine import importing
 
-    chosen = [name for name, value in (("--beir", beir), ("--pairs", pairs), ("--docs", docs),
-                                        ("--queries", queries)) if value]
+    chosen = [
+        name
+        for name, value in (("--beir", beir), ("--pairs", pairs), ("--docs", docs), ("--queries", queries))
+        if value
+    ]
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of --beir, --pairs, --docs, --queries")
     if queries and not tag:
@@ -166,8 +194,11 @@ def import_(directory: Path, beir: Path | None, pairs: Path | None, split: str |
     finally:
         bars.close()
     added = result["added"]
-    text = "Imported " + ", ".join(f"{n} {k}" for k, n in added.items() if n) if any(added.values()) else (
-        "Nothing new: everything in this input is already in the project.")
+    text = (
+        "Imported " + ", ".join(f"{n} {k}" for k, n in added.items() if n)
+        if any(added.values())
+        else ("Nothing new: everything in this input is already in the project.")
+    )
     notes = "".join(f"\nnote: {n}" for n in result["notes"])
     _emit(as_json, result, text + notes + "\n" + _summary_line(project))
 
@@ -220,26 +251,38 @@ def reranker() -> None:
 @click.option("--epochs", type=int, default=1, show_default=True)
 @click.option("--batch-size", type=int, default=16, show_default=True)
 @click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
-@click.option("--negatives", "negatives_per_pair", type=int, default=1, show_default=True,
-              help="Negatives per training pair (mined ones when present, else dense negatives).")
+@click.option(
+    "--negatives",
+    "negatives_per_pair",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Negatives per training pair (mined ones when present, else dense negatives).",
+)
 @json_option
 @handles_errors
-def reranker_train(directory: Path, epochs: int, batch_size: int, max_steps: int | None, negatives_per_pair: int,
-                   as_json: bool) -> None:
+def reranker_train(
+    directory: Path, epochs: int, batch_size: int, max_steps: int | None, negatives_per_pair: int, as_json: bool
+) -> None:
     """Train a domain cross-encoder on the project's training pairs (base model's encoder + a new head)."""
     from engine.reranker import RerankerSettings, train_reranker
 
     project = open_project(directory)
-    settings = RerankerSettings(epochs=epochs, batch_size=batch_size, max_steps=max_steps,
-                                negatives_per_pair=negatives_per_pair)
+    settings = RerankerSettings(
+        epochs=epochs, batch_size=batch_size, max_steps=max_steps, negatives_per_pair=negatives_per_pair
+    )
     bars = ProgressBars()
     try:
         result = train_reranker(project, settings, bars)
     finally:
         bars.close()
-    _emit(as_json, result, f"Trained re-ranker (run {result['run_id']}): {result['model_path']} — "
-          f"{result['examples']:,} examples, negatives: {result['negatives']}, {result['steps']} steps, "
-          f"{result['seconds']} s. `embtune gate` uses it unless project.yaml names a reranker.")
+    _emit(
+        as_json,
+        result,
+        f"Trained re-ranker (run {result['run_id']}): {result['model_path']} — "
+        f"{result['examples']:,} examples, negatives: {result['negatives']}, {result['steps']} steps, "
+        f"{result['seconds']} s. `embtune gate` uses it unless project.yaml names a reranker.",
+    )
 
 
 @main.command()
@@ -261,12 +304,18 @@ def mine(directory: Path, as_json: bool) -> None:
 
 @main.command("export-pairs")
 @project_dir
-@click.option("--format", "fmt", type=click.Choice(["st", "flag", "csv"]), required=True,
-              help="st: JSONL {anchor, positive[, negative]}; flag: FlagEmbedding {query, pos, neg}; "
-                   "csv: query,positive[,negative].")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["st", "flag", "csv"]),
+    required=True,
+    help="st: JSONL {anchor, positive[, negative]}; flag: FlagEmbedding {query, pos, neg}; "
+    "csv: query,positive[,negative].",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Output file (default: stdout).")
-@click.option("--split", default="train", show_default=True, type=click.Choice(["train", "dev", "test", "gate",
-                                                                                  "general"]))
+@click.option(
+    "--split", default="train", show_default=True, type=click.Choice(["train", "dev", "test", "gate", "general"])
+)
 @json_option
 @handles_errors
 def export_pairs(directory: Path, fmt: str, out: Path | None, split: str, as_json: bool) -> None:
@@ -289,13 +338,17 @@ def export_pairs(directory: Path, fmt: str, out: Path | None, split: str, as_jso
 
 
 def _export_line(counts: dict[str, Any], where: str) -> str:
-    line = (f"Wrote {counts['rows']:,} {counts['format']} rows ({counts['pairs']:,} {counts['split']} pairs, "
-            f"{counts['queries']:,} queries, {counts['negatives']:,} negatives) to {where}; review left out "
-            f"{counts['rejected_pairs']:,} rejected pairs, {counts['rejected_negatives']:,} rejected and "
-            f"{counts['false_negatives']:,} false negatives; {counts['edited_pairs']:,} passages edited")
+    line = (
+        f"Wrote {counts['rows']:,} {counts['format']} rows ({counts['pairs']:,} {counts['split']} pairs, "
+        f"{counts['queries']:,} queries, {counts['negatives']:,} negatives) to {where}; review left out "
+        f"{counts['rejected_pairs']:,} rejected pairs, {counts['rejected_negatives']:,} rejected and "
+        f"{counts['false_negatives']:,} false negatives; {counts['edited_pairs']:,} passages edited"
+    )
     if counts["rows_without_negative"]:
-        line += (f"\nnote: {counts['rows_without_negative']:,} rows have no negative (run `embtune mine`; "
-                 "sentence-transformers needs the same columns in every row)")
+        line += (
+            f"\nnote: {counts['rows_without_negative']:,} rows have no negative (run `embtune mine`; "
+            "sentence-transformers needs the same columns in every row)"
+        )
     return line
 
 
@@ -341,5 +394,7 @@ def _status(project: Project) -> dict[str, Any]:
 def _summary_line(project: Project) -> str:
     c = _status(project)
     q = c["queries"]
-    return (f"Project now holds {c['documents']:,} documents, {c['chunks']:,} chunks, {c['pairs']:,} pairs; "
-            f"queries: train {q['train']:,}, test {q['test']:,}, gate {q['gate']:,}, general {q['general']:,}")
+    return (
+        f"Project now holds {c['documents']:,} documents, {c['chunks']:,} chunks, {c['pairs']:,} pairs; "
+        f"queries: train {q['train']:,}, test {q['test']:,}, gate {q['gate']:,}, general {q['general']:,}"
+    )

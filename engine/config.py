@@ -236,9 +236,13 @@ def _check_values(config: ProjectConfig, path: Path, lines: dict[str, int]) -> N
     if gate.reliable_pairs < gate.min_pairs:
         fail("gate.reliable_pairs", f"({gate.reliable_pairs}) must be at least gate.min_pairs ({gate.min_pairs})")
     positive = {
-        "gate.k": gate.k, "gate.min_queries": gate.min_queries, "gate.rerank_top_n": gate.rerank_top_n,
-        "gate.bootstrap_samples": gate.bootstrap_samples, "training.epochs": training.epochs,
-        "training.batch_size": training.batch_size, "training.eval_steps": training.eval_steps,
+        "gate.k": gate.k,
+        "gate.min_queries": gate.min_queries,
+        "gate.rerank_top_n": gate.rerank_top_n,
+        "gate.bootstrap_samples": gate.bootstrap_samples,
+        "training.epochs": training.epochs,
+        "training.batch_size": training.batch_size,
+        "training.eval_steps": training.eval_steps,
         "training.save_steps": training.save_steps,
     }
     for key, value in positive.items():
@@ -277,8 +281,11 @@ def _check_mining(mining: MiningConfig, fail: typing.Callable[[str, str], None])
             fail(key, f"must be a positive integer, got {value}")
     window = mining.range_max - mining.range_min
     if window < mining.num_negatives:
-        fail("mining.range_max", f"({mining.range_max}) must leave at least mining.num_negatives "
-             f"({mining.num_negatives}) ranks after mining.range_min ({mining.range_min})")
+        fail(
+            "mining.range_max",
+            f"({mining.range_max}) must leave at least mining.num_negatives "
+            f"({mining.num_negatives}) ranks after mining.range_min ({mining.range_min})",
+        )
     if mining.relative_margin is not None and not 0.0 <= mining.relative_margin < 1.0:
         fail("mining.relative_margin", f"must be in [0, 1) or null, got {mining.relative_margin}")
     if mining.absolute_margin is not None and mining.absolute_margin < 0.0:

@@ -29,8 +29,9 @@ def cache_key(text: str, role: Role) -> str:
     return digest if role == "document" else f"q:{digest}"
 
 
-def fit_max_seq_length(model: Any, texts: Sequence[str], *, percentile: float = 99.0, multiple: int = 32,
-                       sample: int = 2000) -> int:
+def fit_max_seq_length(
+    model: Any, texts: Sequence[str], *, percentile: float = 99.0, multiple: int = 32, sample: int = 2000
+) -> int:
     """The smallest multiple of 32 covering `percentile` of the texts' token lengths, capped by the model.
 
     A blind 256/512 either truncates long passages or pads short ones: attention cost grows with the square of
@@ -59,8 +60,13 @@ class Encoder:
     db: Database | None = None
     batch_size: int = 32
 
-    def encode(self, texts: Sequence[str], role: Role, progress: Progress | None = None,
-               cancelled: Callable[[], bool] | None = None) -> np.ndarray:
+    def encode(
+        self,
+        texts: Sequence[str],
+        role: Role,
+        progress: Progress | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
         keys = [cache_key(t, role) for t in texts]
         found = cached_vectors(self.db, self.fingerprint, self.max_seq_length, keys) if self.db else {}
         todo = _missing(texts, keys, found)
@@ -89,8 +95,9 @@ class Encoder:
     def _encode_block(self, texts: list[str], role: Role) -> np.ndarray:
         self.model.max_seq_length = self.max_seq_length
         encode = self.model.encode_query if role == "query" else self.model.encode_document
-        vectors = encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                         show_progress_bar=False)
+        vectors = encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
         return np.asarray(vectors, dtype=np.float32)
 
 
@@ -103,8 +110,16 @@ def _missing(texts: Sequence[str], keys: list[str], found: dict[str, np.ndarray]
     return sorted(todo.items(), key=lambda kv: -len(kv[1]))
 
 
-def open_encoder(spec: str, *, base_dir: Any = None, db: Database | None = None, fit_texts: Sequence[str] = (),
-                 device: str = "auto", trust_remote_code: bool = False, batch_size: int = 32) -> Encoder:
+def open_encoder(
+    spec: str,
+    *,
+    base_dir: Any = None,
+    db: Database | None = None,
+    fit_texts: Sequence[str] = (),
+    device: str = "auto",
+    trust_remote_code: bool = False,
+    batch_size: int = 32,
+) -> Encoder:
     """Load a model offline, fingerprint it, and fit its max_seq_length to `fit_texts` (the corpus)."""
     from engine.models import load_embedder, model_fingerprint, resolve_model
 

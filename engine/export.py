@@ -39,7 +39,11 @@ def export_pairs(db: Database, fmt: str, out: TextIO, split: str = "train") -> d
         out.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     negatives = {e.query_id: e.negatives for e in examples}
     return {
-        "format": fmt, "split": split, "rows": len(rows), "pairs": len(examples), "queries": len(negatives),
+        "format": fmt,
+        "split": split,
+        "rows": len(rows),
+        "pairs": len(examples),
+        "queries": len(negatives),
         "negatives": sum(len(n) for n in negatives.values()),
         "rows_without_negative": sum(not r.get("neg" if fmt == "flag" else "negative") for r in rows),
         **review_counts(db, split),
@@ -61,4 +65,3 @@ def _flag_rows(examples: Sequence[ReviewedExample]) -> Iterator[dict[str, Any]]:
         if e.positive not in row["pos"]:
             row["pos"].append(e.positive)
     yield from grouped.values()
-

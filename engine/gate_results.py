@@ -56,15 +56,26 @@ def load_gate_result(project: Project) -> GateResult | None:
     expected = {qid: tuple(sorted(q.relevant)) for qid, q in queries.items()}
     titles = corpus.documents_by_id(project.db, [d for docs in expected.values() for d in docs], with_text=False)
     outcomes = [
-        QueryOutcome(qid, queries[qid].text if qid in queries else "", expected.get(qid, ()),
-                     tuple(titles[d].title if d in titles else "" for d in expected.get(qid, ())), arm_ranks)
+        QueryOutcome(
+            qid,
+            queries[qid].text if qid in queries else "",
+            expected.get(qid, ()),
+            tuple(titles[d].title if d in titles else "" for d in expected.get(qid, ())),
+            arm_ranks,
+        )
         for qid, arm_ranks in ranks.items()
     ]
     # Thresholds as the run applied them; results stored before they were recorded fall back to project.yaml.
     settings, gate = report.get("settings", {}), project.config.gate
     info = runs.get_run(project.db, run_id) or {}
-    return GateResult(run_id, report, outcomes, float(settings.get("finetune_recall", gate.finetune_recall)),
-                      float(settings.get("stop_recall", gate.stop_recall)), str(info.get("finished_at") or ""))
+    return GateResult(
+        run_id,
+        report,
+        outcomes,
+        float(settings.get("finetune_recall", gate.finetune_recall)),
+        float(settings.get("stop_recall", gate.stop_recall)),
+        str(info.get("finished_at") or ""),
+    )
 
 
 def latest_verdict(project: Project) -> tuple[int, str] | None:

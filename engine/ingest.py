@@ -56,15 +56,28 @@ class ImportBatch:
         return digest
 
     def add_document(self, doc_id: str, title: str, body: str, source: str, where: tuple[Path, int]) -> None:
-        self.documents[doc_id] = {"id": doc_id, "title": title, "text_hash": self.add_text(body),
-                                  "source": source, "chunking": SOURCE_STRATEGY}
+        self.documents[doc_id] = {
+            "id": doc_id,
+            "title": title,
+            "text_hash": self.add_text(body),
+            "source": source,
+            "chunking": SOURCE_STRATEGY,
+        }
         self.origin[("document", doc_id)] = where
 
-    def add_chunk(self, doc_id: str, strategy: str, position: int, text: str,
-                  span: tuple[int | None, int | None] = (None, None)) -> str:
+    def add_chunk(
+        self, doc_id: str, strategy: str, position: int, text: str, span: tuple[int | None, int | None] = (None, None)
+    ) -> str:
         cid = chunk_id(doc_id, strategy, position)
-        self.chunks[cid] = {"id": cid, "doc_id": doc_id, "strategy": strategy, "position": position,
-                            "text_hash": self.add_text(text), "start_char": span[0], "end_char": span[1]}
+        self.chunks[cid] = {
+            "id": cid,
+            "doc_id": doc_id,
+            "strategy": strategy,
+            "position": position,
+            "text_hash": self.add_text(text),
+            "start_char": span[0],
+            "end_char": span[1],
+        }
         return cid
 
     def add_query(self, query_id: str, text: str, split: str, source: str, where: tuple[Path, int]) -> None:
@@ -72,12 +85,22 @@ class ImportBatch:
         self.origin[("query", query_id)] = where
 
     def add_pair(self, query_id: str, cid: str, split: str, source: str, score: float = 1.0) -> None:
-        self.pairs[(query_id, cid)] = {"query_id": query_id, "chunk_id": cid, "split": split,
-                                       "source": source, "score": score}
+        self.pairs[(query_id, cid)] = {
+            "query_id": query_id,
+            "chunk_id": cid,
+            "split": split,
+            "source": source,
+            "score": score,
+        }
 
     def counts(self) -> dict[str, int]:
-        return {"documents": len(self.documents), "chunks": len(self.chunks), "queries": len(self.queries),
-                "pairs": len(self.pairs), "negatives": len(self.negatives)}
+        return {
+            "documents": len(self.documents),
+            "chunks": len(self.chunks),
+            "queries": len(self.queries),
+            "pairs": len(self.pairs),
+            "negatives": len(self.negatives),
+        }
 
 
 def source_chunk_text(title: str, body: str) -> str:
@@ -141,8 +164,9 @@ def _beir_queries(path: Path, problems: Problems) -> dict[str, tuple[str, int]]:
     return texts
 
 
-def _beir_qrels(path: Path, batch: ImportBatch, query_texts: dict[str, tuple[str, int]], problems: Problems,
-                source: str) -> None:
+def _beir_qrels(
+    path: Path, batch: ImportBatch, query_texts: dict[str, tuple[str, int]], problems: Problems, source: str
+) -> None:
     split = path.stem
     if split not in QRELS_SPLITS:
         problems.add(path, 0, None, f"unknown split '{split}' (qrels files are named {', '.join(QRELS_SPLITS)})")
@@ -293,8 +317,14 @@ def parse_queries(path: Path, tag: str) -> ImportBatch:
         batch.add_query(query_id, text, tag, path.name, (path, line))
         for doc_id in relevant:
             # Documents are resolved against the store at write time; unknown ids are reported there.
-            batch.pairs[(query_id, doc_id)] = {"query_id": query_id, "chunk_id": doc_id, "split": tag,
-                                               "source": path.name, "score": 1.0, "line": line}
+            batch.pairs[(query_id, doc_id)] = {
+                "query_id": query_id,
+                "chunk_id": doc_id,
+                "split": tag,
+                "source": path.name,
+                "score": 1.0,
+                "line": line,
+            }
     problems.raise_if_any()
     return batch
 

@@ -226,9 +226,7 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
-def paired_bootstrap_p(
-    a: Sequence[float], b: Sequence[float], n_samples: int = 10_000, seed: int = 0
-) -> float:
+def paired_bootstrap_p(a: Sequence[float], b: Sequence[float], n_samples: int = 10_000, seed: int = 0) -> float:
     """Two-sided p-value that mean(a - b) differs from 0, by the paired bootstrap test.
 
     This is the bootstrap hypothesis test of Efron & Tibshirani (1993, §16.4), as used for IR by Sakai (2006):
@@ -246,9 +244,7 @@ def paired_bootstrap_p(
     return (1 + extreme) / (1 + n_samples)
 
 
-def wins_losses(
-    base: Mapping[Q, float], other: Mapping[Q, float], eps: float = 1e-12
-) -> tuple[list[Q], list[Q]]:
+def wins_losses(base: Mapping[Q, float], other: Mapping[Q, float], eps: float = 1e-12) -> tuple[list[Q], list[Q]]:
     """Queries where ``other`` beats ``base`` by more than ``eps`` (wins) and trails it by more (losses).
 
     Both lists follow ``base`` order; every query of ``base`` must be in ``other`` (KeyError otherwise).

@@ -51,8 +51,12 @@ class MiningError(Exception):
     """Mining cannot start: no train pairs, no corpus, or a required cross-encoder is missing."""
 
 
-def mine_negatives(project: Project, progress: Progress | None = None,
-                   cancelled: Callable[[], bool] | None = None, split: str = "train") -> dict[str, Any]:
+def mine_negatives(
+    project: Project,
+    progress: Progress | None = None,
+    cancelled: Callable[[], bool] | None = None,
+    split: str = "train",
+) -> dict[str, Any]:
     """Mine, store and record as a 'mine' run; returns the `embtune mine --json` summary.
 
     `cancelled` is polled between stages and encoded blocks (the library's search itself runs uninterrupted);
@@ -69,8 +73,10 @@ def mine_negatives(project: Project, progress: Progress | None = None,
     config = project.config.mining
     pairs = store.mining_pairs(project.db, split)
     if not pairs:
-        raise MiningError(f"no {split} pairs to mine negatives for: import pairs first "
-                          "(embtune import DIR --pairs FILE, or a BEIR folder with qrels/train.tsv)")
+        raise MiningError(
+            f"no {split} pairs to mine negatives for: import pairs first "
+            "(embtune import DIR --pairs FILE, or a BEIR folder with qrels/train.tsv)"
+        )
     chunk_ids, chunk_docs, chunk_texts = corpus.retrieval_chunks(project.db)
     if not chunk_texts:
         raise MiningError("the project has no corpus: import documents first (embtune import DIR --beir/--docs)")
@@ -78,8 +84,14 @@ def mine_negatives(project: Project, progress: Progress | None = None,
     os.environ.setdefault("TQDM_DISABLE", "1")  # the library's similarity bar would draw over ours
     from engine.embedding import open_encoder
 
-    encoder = open_encoder(project.config.base_model, base_dir=project.root, db=project.db, fit_texts=chunk_texts,
-                           trust_remote_code=project.config.trust_remote_code, batch_size=config.batch_size)
+    encoder = open_encoder(
+        project.config.base_model,
+        base_dir=project.root,
+        db=project.db,
+        fit_texts=chunk_texts,
+        trust_remote_code=project.config.trust_remote_code,
+        batch_size=config.batch_size,
+    )
     miner = f"{MINER}:{encoder.fingerprint}"
     settings = _settings(project, config, encoder, reranker, split)
     run_id = runs.create_run(project.db, "mine", settings)
@@ -95,8 +107,11 @@ def mine_negatives(project: Project, progress: Progress | None = None,
         report("store", 0, 1)
         summary = _summary(run_id, pairs, queries, counts, miner, settings, cache_used, config)
         settings_json = json.dumps(settings, sort_keys=True)
-        rows = [store.NegativeRow(q.id, chunk_id, score, q.positive_score, miner, settings_json)
-                for q in queries for chunk_id, _, score in q.chosen]
+        rows = [
+            store.NegativeRow(q.id, chunk_id, score, q.positive_score, miner, settings_json)
+            for q in queries
+            for chunk_id, _, score in q.chosen
+        ]
         with write(project.db):
             summary["negatives_added"] = store.insert_negatives(project.db, rows)
             summary["seconds"] = round(time.monotonic() - started, 2)
@@ -112,8 +127,9 @@ def mine_negatives(project: Project, progress: Progress | None = None,
 # --- the library call -------------------------------------------------------------------------------------
 
 
-def _mine(encoder: Any, pairs: Sequence[store.MiningPair], chunk_texts: list[str], config: MiningConfig,
-          report: Progress) -> tuple[select.Texts, dict[int, select.Candidates], bool]:
+def _mine(
+    encoder: Any, pairs: Sequence[store.MiningPair], chunk_texts: list[str], config: MiningConfig, report: Progress
+) -> tuple[select.Texts, dict[int, select.Candidates], bool]:
     """Run mine_hard_negatives over the whole rank window on embtune's cached vectors; parse its output.
 
     The library is handed opaque keys ('t12' for corpus text 12, 'q3' for query 3) and the vectors of those
@@ -133,9 +149,14 @@ def _mine(encoder: Any, pairs: Sequence[store.MiningPair], chunk_texts: list[str
         corpus_keys = [f"t{i}" for i in range(len(texts.corpus))]
         query_keys = [f"q{i}" for i in range(len(texts.queries))]
         ours = _write_library_cache(Path(folder), model, query_keys, query_vectors, corpus_keys, corpus_vectors)
-        mined = _call_library(model, [query_keys[query_index[p.query]] for p in pairs],
-                              [corpus_keys[corpus_index[p.passage]] for p in pairs],
-                              [corpus_keys[corpus_index[t]] for t in chunk_texts], config, folder)
+        mined = _call_library(
+            model,
+            [query_keys[query_index[p.query]] for p in pairs],
+            [corpus_keys[corpus_index[p.passage]] for p in pairs],
+            [corpus_keys[corpus_index[t]] for t in chunk_texts],
+            config,
+            folder,
+        )
         cache_used = set(os.listdir(folder)) == ours
     query_of: Callable[[str], int] = _key_index
     text_of: Callable[[str], int] = _key_index
@@ -156,22 +177,46 @@ def _key_index(key: str) -> int:
     return int(key[1:])
 
 
-def _call_library(model: Any, anchors: list[str], positives: list[str], corpus: list[str], config: MiningConfig,
-                  cache_folder: str | None) -> Any:
+def _call_library(
+    model: Any,
+    anchors: list[str],
+    positives: list[str],
+    corpus: list[str],
+    config: MiningConfig,
+    cache_folder: str | None,
+) -> Any:
     from datasets import Dataset
     from sentence_transformers.util import mine_hard_negatives
 
     return mine_hard_negatives(
-        Dataset.from_dict({"anchor": anchors, "positive": positives}), model, anchor_column_name="anchor",
-        positive_column_name="positive", corpus=corpus, range_min=config.range_min, range_max=config.range_max,
-        relative_margin=config.relative_margin, absolute_margin=config.absolute_margin,
-        num_negatives=config.range_max - config.range_min, sampling_strategy="top", output_format="labeled-list",
-        output_scores=True, batch_size=config.batch_size, use_faiss=False, verbose=False, cache_folder=cache_folder,
+        Dataset.from_dict({"anchor": anchors, "positive": positives}),
+        model,
+        anchor_column_name="anchor",
+        positive_column_name="positive",
+        corpus=corpus,
+        range_min=config.range_min,
+        range_max=config.range_max,
+        relative_margin=config.relative_margin,
+        absolute_margin=config.absolute_margin,
+        num_negatives=config.range_max - config.range_min,
+        sampling_strategy="top",
+        output_format="labeled-list",
+        output_scores=True,
+        batch_size=config.batch_size,
+        use_faiss=False,
+        verbose=False,
+        cache_folder=cache_folder,
     )
 
 
-def _write_library_cache(folder: Path, model: Any, queries: list[str], query_vectors: np.ndarray,
-                         corpus: list[str], corpus_vectors: np.ndarray) -> set[str]:
+def _write_library_cache(
+    folder: Path,
+    model: Any,
+    queries: list[str],
+    query_vectors: np.ndarray,
+    corpus: list[str],
+    corpus_vectors: np.ndarray,
+) -> set[str]:
     """The files mine_hard_negatives(cache_folder=...) loads instead of encoding, named as it names them."""
     name = getattr(getattr(model, "model_card_data", None), "base_model", None) or ""
     files = {}
@@ -194,16 +239,19 @@ def _reranker_spec(project: Project) -> tuple[str, str] | None:
     if trained is not None:
         return trained["model_path"], f"trained in this project (run {trained['id']})"
     if mode == "always":
-        raise MiningError("mining.rescore is 'always' but no cross-encoder is available: set 'reranker:' in "
-                          "project.yaml or train one with `embtune reranker train DIR` (or set rescore: auto)")
+        raise MiningError(
+            "mining.rescore is 'always' but no cross-encoder is available: set 'reranker:' in "
+            "project.yaml or train one with `embtune reranker train DIR` (or set rescore: auto)"
+        )
     return None
 
 
 # --- settings and summary ---------------------------------------------------------------------------------
 
 
-def _settings(project: Project, config: MiningConfig, encoder: Any, reranker: tuple[str, str] | None,
-              split: str) -> dict[str, Any]:
+def _settings(
+    project: Project, config: MiningConfig, encoder: Any, reranker: tuple[str, str] | None, split: str
+) -> dict[str, Any]:
     from importlib.metadata import version
 
     cross_encoder = None
@@ -213,26 +261,49 @@ def _settings(project: Project, config: MiningConfig, encoder: Any, reranker: tu
         path = resolve_model(reranker[0], project.root).path
         cross_encoder = {"model": reranker[0], "origin": reranker[1], "fingerprint": model_fingerprint(path)}
     return {
-        "split": split, "base_model": project.config.base_model, "model_fingerprint": encoder.fingerprint,
-        "max_seq_length": encoder.max_seq_length, "range_min": config.range_min, "range_max": config.range_max,
-        "relative_margin": config.relative_margin, "absolute_margin": config.absolute_margin,
-        "num_negatives": config.num_negatives, "sampling": config.sampling, "seed": project.config.seed,
-        "rescore": config.rescore, "cross_encoder": cross_encoder, "batch_size": config.batch_size,
+        "split": split,
+        "base_model": project.config.base_model,
+        "model_fingerprint": encoder.fingerprint,
+        "max_seq_length": encoder.max_seq_length,
+        "range_min": config.range_min,
+        "range_max": config.range_max,
+        "relative_margin": config.relative_margin,
+        "absolute_margin": config.absolute_margin,
+        "num_negatives": config.num_negatives,
+        "sampling": config.sampling,
+        "seed": project.config.seed,
+        "rescore": config.rescore,
+        "cross_encoder": cross_encoder,
+        "batch_size": config.batch_size,
         "sentence_transformers": version("sentence-transformers"),
     }
 
 
-def _summary(run_id: int, pairs: Sequence[store.MiningPair], queries: list[select.Query], counts: dict[str, int],
-             miner: str, settings: dict[str, Any], cache_used: bool, config: MiningConfig) -> dict[str, Any]:
+def _summary(
+    run_id: int,
+    pairs: Sequence[store.MiningPair],
+    queries: list[select.Query],
+    counts: dict[str, int],
+    miner: str,
+    settings: dict[str, Any],
+    cache_used: bool,
+    config: MiningConfig,
+) -> dict[str, Any]:
     """The `embtune mine --json` contract (negatives_added and seconds are filled in when stored)."""
     return {
-        "run_id": run_id, "pairs": len(pairs), "queries": len(queries),
-        "negatives_added": 0, "negatives_selected": sum(len(q.chosen) for q in queries),
+        "run_id": run_id,
+        "pairs": len(pairs),
+        "queries": len(queries),
+        "negatives_added": 0,
+        "negatives_selected": sum(len(q.chosen) for q in queries),
         "skipped_false_negative": counts["skipped_false_negative"],
         "excluded_relevant_document": counts["excluded_relevant_document"],
         "excluded_reviewed": counts["excluded_reviewed"],
         "short": sum(len(q.chosen) < config.num_negatives for q in queries),
-        "miner": miner, "settings": settings, "embedding_cache": cache_used, "seconds": 0.0,
+        "miner": miner,
+        "settings": settings,
+        "embedding_cache": cache_used,
+        "seconds": 0.0,
     }
 
 
@@ -244,8 +315,9 @@ def _metrics(summary: dict[str, Any]) -> list[tuple[str, str, float]]:
 def render_summary(summary: dict[str, Any]) -> str:
     """The text `embtune mine` prints."""
     s = summary["settings"]
-    margins = [f"{key.replace('_', ' ')} {s[key]}" for key in ("relative_margin", "absolute_margin")
-               if s[key] is not None]
+    margins = [
+        f"{key.replace('_', ' ')} {s[key]}" for key in ("relative_margin", "absolute_margin") if s[key] is not None
+    ]
     already = summary["negatives_selected"] - summary["negatives_added"]
     ce = s["cross_encoder"]
     if ce:
@@ -255,14 +327,16 @@ def render_summary(summary: dict[str, Any]) -> str:
         rescored = "off (mining.rescore: never)"
     else:
         rescored = "off: no cross-encoder (set reranker: in project.yaml, or run `embtune reranker train DIR`)"
-    return "\n".join([
-        f"Mined hard negatives for {summary['queries']:,} {s['split']} queries ({summary['pairs']:,} pairs) "
-        f"with {s['base_model']} (run {summary['run_id']}, {summary['seconds']} s)",
-        f"  added      {summary['negatives_added']:,} new negatives ({already:,} selected were already stored)",
-        f"  short      {summary['short']:,} queries got fewer than {s['num_negatives']}",
-        f"  excluded   {summary['excluded_relevant_document']:,} candidates from documents judged relevant, "
-        f"{summary['excluded_reviewed']:,} rejected in review or stored by another miner",
-        f"  rescoring  {rescored}",
-        f"  settings   ranks {s['range_min']}-{s['range_max']}, {', '.join(margins) or 'no margin'}, "
-        f"{s['sampling']} {s['num_negatives']}",
-    ])
+    return "\n".join(
+        [
+            f"Mined hard negatives for {summary['queries']:,} {s['split']} queries ({summary['pairs']:,} pairs) "
+            f"with {s['base_model']} (run {summary['run_id']}, {summary['seconds']} s)",
+            f"  added      {summary['negatives_added']:,} new negatives ({already:,} selected were already stored)",
+            f"  short      {summary['short']:,} queries got fewer than {s['num_negatives']}",
+            f"  excluded   {summary['excluded_relevant_document']:,} candidates from documents judged relevant, "
+            f"{summary['excluded_reviewed']:,} rejected in review or stored by another miner",
+            f"  rescoring  {rescored}",
+            f"  settings   ranks {s['range_min']}-{s['range_max']}, {', '.join(margins) or 'no margin'}, "
+            f"{s['sampling']} {s['num_negatives']}",
+        ]
+    )

@@ -24,8 +24,9 @@ class Texts:
 
     @classmethod
     def of(cls, pairs: Sequence[store.MiningPair], chunk_texts: list[str]) -> Texts:
-        return cls(list(dict.fromkeys(chunk_texts + [p.passage for p in pairs])),
-                   list(dict.fromkeys(p.query for p in pairs)))
+        return cls(
+            list(dict.fromkeys(chunk_texts + [p.passage for p in pairs])), list(dict.fromkeys(p.query for p in pairs))
+        )
 
 
 @dataclass
@@ -52,12 +53,14 @@ def queries_of(pairs: Sequence[store.MiningPair], texts: Texts) -> list[Query]:
     out: dict[str, Query] = {}
     for p in pairs:
         out.setdefault(p.query_id, Query(p.query_id, query_index[p.query], [])).positives.append(
-            corpus_index[p.passage])
+            corpus_index[p.passage]
+        )
     return list(out.values())
 
 
-def chunks_by_text(texts: Texts, chunk_ids: list[str], chunk_docs: list[str], chunk_texts: list[str],
-                   pairs: Sequence[store.MiningPair]) -> dict[int, list[tuple[str, str]]]:
+def chunks_by_text(
+    texts: Texts, chunk_ids: list[str], chunk_docs: list[str], chunk_texts: list[str], pairs: Sequence[store.MiningPair]
+) -> dict[int, list[tuple[str, str]]]:
     """Text index -> (chunk id, document id) of every chunk holding that text: the library ranks texts."""
     corpus_index = {t: i for i, t in enumerate(texts.corpus)}
     out: dict[int, list[tuple[str, str]]] = {}
@@ -70,8 +73,14 @@ def chunks_by_text(texts: Texts, chunk_ids: list[str], chunk_docs: list[str], ch
     return out
 
 
-def exclude(project: Project, queries: list[Query], candidates: dict[int, Candidates],
-            chunks: dict[int, list[tuple[str, str]]], miner: str, config: MiningConfig) -> dict[str, int]:
+def exclude(
+    project: Project,
+    queries: list[Query],
+    candidates: dict[int, Candidates],
+    chunks: dict[int, list[tuple[str, str]]],
+    miner: str,
+    config: MiningConfig,
+) -> dict[str, int]:
     """Turn each query's ranked texts into the chunk ids it may use, in order; count what was left out."""
     ids = [q.id for q in queries]
     relevant = store.relevant_documents(project.db, ids)
@@ -110,8 +119,15 @@ def sample(queries: list[Query], config: MiningConfig) -> None:
         q.chosen.sort(key=lambda c: -c[2])
 
 
-def rescore(project: Project, spec: str, queries: list[Query], texts: Texts, config: MiningConfig,
-            report: Progress, cancelled: Callable[[], bool]) -> int:
+def rescore(
+    project: Project,
+    spec: str,
+    queries: list[Query],
+    texts: Texts,
+    config: MiningConfig,
+    report: Progress,
+    cancelled: Callable[[], bool],
+) -> int:
     """Walk each query's pending candidates in rounds, one cross-encoder call per round across all queries,
     until it has num_negatives that score below its weakest positive; returns how many were dropped."""
     from engine.models import load_cross_encoder

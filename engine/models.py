@@ -54,9 +54,7 @@ def resolve_model(spec: str, base_dir: Path | None = None) -> ResolvedModel:
         return ResolvedModel(spec, folder, "path")
     looked = [f"as a local folder: {folder} (does not exist)"]
     if not _HF_ID.match(spec):
-        looked.append(
-            f"not as a pip-packaged model or in the Hugging Face cache: {spec!r} is a path, not an id"
-        )
+        looked.append(f"not as a pip-packaged model or in the Hugging Face cache: {spec!r} is a path, not an id")
         raise ModelNotFoundError(_not_found(spec, looked))
     for find in (_from_package, _from_hf_cache):
         path, note = find(spec)

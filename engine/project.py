@@ -40,8 +40,9 @@ def open_project(root: Path | str) -> Project:
     root = Path(root).resolve()
     config_path = root / CONFIG_NAME
     if not config_path.is_file():
-        raise ProjectError(f"{root} is not an embtune project (no {CONFIG_NAME}); "
-                           f"create one with `embtune init {root}`")
+        raise ProjectError(
+            f"{root} is not an embtune project (no {CONFIG_NAME}); create one with `embtune init {root}`"
+        )
     config = load_config(config_path)
     return Project(root, config, open_db(root / DB_NAME))
 

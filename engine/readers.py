@@ -84,8 +84,9 @@ def read_jsonl(path: Path, problems: Problems) -> Iterator[tuple[int, dict[str, 
         yield number, obj
 
 
-def string_field(obj: dict[str, Any], key: str, path: Path, line: int, problems: Problems,
-                 *, required: bool = True) -> str | None:
+def string_field(
+    obj: dict[str, Any], key: str, path: Path, line: int, problems: Problems, *, required: bool = True
+) -> str | None:
     """A string field that must be present and non-empty (ids may be given as numbers in BEIR files)."""
     if key not in obj or obj[key] is None:
         if required:
@@ -104,8 +105,9 @@ def string_field(obj: dict[str, Any], key: str, path: Path, line: int, problems:
     return value
 
 
-def string_list(obj: dict[str, Any], key: str, path: Path, line: int, problems: Problems,
-                *, required: bool) -> list[str]:
+def string_list(
+    obj: dict[str, Any], key: str, path: Path, line: int, problems: Problems, *, required: bool
+) -> list[str]:
     value = obj.get(key)
     if value is None or value == []:
         if required:
@@ -119,8 +121,12 @@ def string_list(obj: dict[str, Any], key: str, path: Path, line: int, problems: 
 
 def sniff_delimiter(header: str) -> str:
     """Name the delimiter a header line seems to use, for 'wrong delimiter' messages."""
-    counts = {"tab": header.count("\t"), "comma": header.count(","), "semicolon": header.count(";"),
-              "pipe": header.count("|")}
+    counts = {
+        "tab": header.count("\t"),
+        "comma": header.count(","),
+        "semicolon": header.count(";"),
+        "pipe": header.count("|"),
+    }
     name, count = max(counts.items(), key=lambda kv: kv[1])
     return name if count else "space" if " " in header.strip() else "no"
 
@@ -137,8 +143,9 @@ def read_tsv(path: Path, problems: Problems, columns: int) -> Iterator[tuple[int
         yield number, [c.strip() for c in cells]
 
 
-def read_csv(path: Path, problems: Problems, required: tuple[str, ...],
-             optional: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
+def read_csv(
+    path: Path, problems: Problems, required: tuple[str, ...], optional: tuple[str, ...]
+) -> Iterator[tuple[int, dict[str, str]]]:
     """Rows of a comma-separated file with a header naming its columns."""
     lines = list(text_lines(path, problems))
     if not lines:

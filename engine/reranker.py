@@ -37,8 +37,9 @@ class RerankerSettings:
     negative_ranks: tuple[int, int] = (10, 40)
 
 
-def train_reranker(project: Project, settings: RerankerSettings | None = None,
-                   progress: Progress | None = None) -> dict[str, Any]:
+def train_reranker(
+    project: Project, settings: RerankerSettings | None = None, progress: Progress | None = None
+) -> dict[str, Any]:
     settings = settings or RerankerSettings()
     report = progress or (lambda stage, done, total: None)
     pairs = corpus.training_pairs(project.db)
@@ -51,9 +52,15 @@ def train_reranker(project: Project, settings: RerankerSettings | None = None,
         model_dir = project.root / "models" / f"reranker-{run_id}"
         started = time.monotonic()
         steps, max_seq_length = _fit(project, examples, settings, model_dir, report)
-        result = {"run_id": run_id, "model_path": f"models/reranker-{run_id}", "examples": len(examples),
-                  "negatives": source, "steps": steps, "max_seq_length": max_seq_length,
-                  "seconds": round(time.monotonic() - started, 1)}
+        result = {
+            "run_id": run_id,
+            "model_path": f"models/reranker-{run_id}",
+            "examples": len(examples),
+            "negatives": source,
+            "steps": steps,
+            "max_seq_length": max_seq_length,
+            "seconds": round(time.monotonic() - started, 1),
+        }
         runs.finish_model_run(project.db, run_id, result["model_path"], result)
         return result
     except BaseException as e:
@@ -61,8 +68,9 @@ def train_reranker(project: Project, settings: RerankerSettings | None = None,
         raise
 
 
-def _examples(project: Project, pairs: list[corpus.TrainingPair], settings: RerankerSettings,
-              report: Progress) -> tuple[list[tuple[str, str, float]], str]:
+def _examples(
+    project: Project, pairs: list[corpus.TrainingPair], settings: RerankerSettings, report: Progress
+) -> tuple[list[tuple[str, str, float]], str]:
     rng = random.Random(project.config.seed)
     mined = corpus.usable_negatives(project.db)
     source = "mined" if mined else "dense ranks {}-{} of the base model".format(*settings.negative_ranks)
@@ -77,15 +85,21 @@ def _examples(project: Project, pairs: list[corpus.TrainingPair], settings: Rera
     return examples, source
 
 
-def _dense_negatives(project: Project, pairs: list[corpus.TrainingPair], settings: RerankerSettings,
-                     report: Progress) -> dict[str, list[str]]:
+def _dense_negatives(
+    project: Project, pairs: list[corpus.TrainingPair], settings: RerankerSettings, report: Progress
+) -> dict[str, list[str]]:
     """Hard negatives from the base model's ranking, skipping every document judged relevant to the query."""
     from engine.embedding import open_encoder
     from engine.retrieval import dense_search
 
     _, chunk_docs, chunk_texts = corpus.retrieval_chunks(project.db)
-    encoder = open_encoder(project.config.base_model, base_dir=project.root, db=project.db, fit_texts=chunk_texts,
-                           trust_remote_code=project.config.trust_remote_code)
+    encoder = open_encoder(
+        project.config.base_model,
+        base_dir=project.root,
+        db=project.db,
+        fit_texts=chunk_texts,
+        trust_remote_code=project.config.trust_remote_code,
+    )
     doc_vectors = encoder.encode(chunk_texts, "document", lambda d, t: report("encode corpus", d, t))
     queries: dict[str, str] = {p.query_id: p.query for p in pairs}
     relevant: dict[str, set[str]] = {}
@@ -94,12 +108,19 @@ def _dense_negatives(project: Project, pairs: list[corpus.TrainingPair], setting
     ids = list(queries)
     low, high = settings.negative_ranks
     rankings = dense_search(encoder.encode([queries[q] for q in ids], "query"), doc_vectors, high)
-    return {qid: [chunk_texts[c] for c in ranking[low:high] if chunk_docs[c] not in relevant[qid]]
-            for qid, ranking in zip(ids, rankings, strict=True)}
+    return {
+        qid: [chunk_texts[c] for c in ranking[low:high] if chunk_docs[c] not in relevant[qid]]
+        for qid, ranking in zip(ids, rankings, strict=True)
+    }
 
 
-def _fit(project: Project, examples: list[tuple[str, str, float]], settings: RerankerSettings, model_dir: Any,
-         report: Progress) -> tuple[int, int]:
+def _fit(
+    project: Project,
+    examples: list[tuple[str, str, float]],
+    settings: RerankerSettings,
+    model_dir: Any,
+    report: Progress,
+) -> tuple[int, int]:
     from datasets import Dataset
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
@@ -118,35 +139,51 @@ def _fit(project: Project, examples: list[tuple[str, str, float]], settings: Rer
     st_level = st_logger.level
     st_logger.setLevel(std_logging.ERROR)
     try:
-        model = CrossEncoder(str(path), num_labels=1, local_files_only=True, device=device,
-                             trust_remote_code=project.config.trust_remote_code)
+        model = CrossEncoder(
+            str(path),
+            num_labels=1,
+            local_files_only=True,
+            device=device,
+            trust_remote_code=project.config.trust_remote_code,
+        )
     finally:
         logging.set_verbosity(verbosity)
         st_logger.setLevel(st_level)
     model.max_seq_length = fit_pair_length(model.tokenizer, examples, int(model.max_seq_length or 512))
-    data = Dataset.from_dict({"query": [e[0] for e in examples], "passage": [e[1] for e in examples],
-                              "label": [e[2] for e in examples]})
+    data = Dataset.from_dict(
+        {"query": [e[0] for e in examples], "passage": [e[1] for e in examples], "label": [e[2] for e in examples]}
+    )
 
     class Progress(TrainerCallback):
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             report("train reranker", state.global_step, state.max_steps)
 
     args = CrossEncoderTrainingArguments(
-        output_dir=str(model_dir / "checkpoints"), num_train_epochs=settings.epochs,
-        per_device_train_batch_size=settings.batch_size, learning_rate=settings.learning_rate,
-        warmup_steps=0.1, max_steps=settings.max_steps or -1, seed=project.config.seed, report_to="none",
-        disable_tqdm=True, save_strategy="no", logging_strategy="no", dataloader_pin_memory=device == "cuda",
+        output_dir=str(model_dir / "checkpoints"),
+        num_train_epochs=settings.epochs,
+        per_device_train_batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate,
+        warmup_steps=0.1,
+        max_steps=settings.max_steps or -1,
+        seed=project.config.seed,
+        report_to="none",
+        disable_tqdm=True,
+        save_strategy="no",
+        logging_strategy="no",
+        dataloader_pin_memory=device == "cuda",
     )
-    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=data, loss=BinaryCrossEntropyLoss(model),
-                                  callbacks=[Progress()])
+    trainer = CrossEncoderTrainer(
+        model=model, args=args, train_dataset=data, loss=BinaryCrossEntropyLoss(model), callbacks=[Progress()]
+    )
     _quiet(trainer)
     trainer.train()
     model.save_pretrained(str(model_dir))
     return int(trainer.state.global_step), int(model.max_seq_length)
 
 
-def fit_pair_length(tokenizer: Any, examples: list[tuple[str, str, float]], cap: int, *, sample: int = 2000,
-                    multiple: int = 32) -> int:
+def fit_pair_length(
+    tokenizer: Any, examples: list[tuple[str, str, float]], cap: int, *, sample: int = 2000, multiple: int = 32
+) -> int:
     """The multiple of 32 covering 99% of the (query, passage) pairs' token lengths, capped by the model.
 
     A cross-encoder reads query and passage together; padding every pair to the model's 512 made training 3-4x

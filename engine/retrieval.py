@@ -24,15 +24,17 @@ _STOPWORDS = (
 STOPWORDS = frozenset(_STOPWORDS.split())
 
 
-def dense_search(query_vectors: np.ndarray, doc_vectors: np.ndarray, depth: int,
-                 block: int = 256) -> list[list[int]]:
+def dense_search(query_vectors: np.ndarray, doc_vectors: np.ndarray, depth: int, block: int = 256) -> list[list[int]]:
     """Top-`depth` chunk indices per query by cosine (vectors are normalised), in query blocks to bound memory."""
     depth = min(depth, doc_vectors.shape[0])
     out: list[list[int]] = []
     for start in range(0, query_vectors.shape[0], block):
         scores = query_vectors[start : start + block] @ doc_vectors.T
-        top = np.argpartition(-scores, depth - 1, axis=1)[:, :depth] if depth < scores.shape[1] else (
-            np.tile(np.arange(scores.shape[1]), (scores.shape[0], 1)))
+        top = (
+            np.argpartition(-scores, depth - 1, axis=1)[:, :depth]
+            if depth < scores.shape[1]
+            else (np.tile(np.arange(scores.shape[1]), (scores.shape[0], 1)))
+        )
         for row, cand in zip(scores, top, strict=True):
             # stable sort on -score, then index: equal scores rank the earlier chunk first, as torch.topk does
             order = np.lexsort((cand, -row[cand]))
@@ -122,8 +124,10 @@ class Expander:
     def __init__(self, expansions: dict[str, list[str]]):
         self.groups = [[term, *values] for term, values in expansions.items()]
         self.patterns = [
-            [re.compile(rf"(?<!\w){re.escape(form)}(?!\w)", 0 if _is_acronym(form) else re.IGNORECASE)
-             for form in group]
+            [
+                re.compile(rf"(?<!\w){re.escape(form)}(?!\w)", 0 if _is_acronym(form) else re.IGNORECASE)
+                for form in group
+            ]
             for group in self.groups
         ]
 
@@ -131,8 +135,7 @@ class Expander:
         added: list[str] = []
         for group, patterns in zip(self.groups, self.patterns, strict=True):
             if any(p.search(query) for p in patterns):
-                added.extend(f for f, p in zip(group, patterns, strict=True)
-                             if not p.search(query) and f not in added)
+                added.extend(f for f, p in zip(group, patterns, strict=True) if not p.search(query) and f not in added)
         return f"{query} ({'; '.join(added)})" if added else query
 
     def matches(self, query: str) -> bool:
@@ -147,15 +150,22 @@ def _is_acronym(form: str) -> bool:
 # --- re-ranking -----------------------------------------------------------------------------------------
 
 
-def rerank(cross_encoder: Any, queries: Sequence[str], candidates: Sequence[Sequence[int]],
-           chunk_texts: Sequence[str], top_n: int, batch_size: int = 32,
-           progress: Callable[[int, int], None] | None = None) -> list[list[int]]:
+def rerank(
+    cross_encoder: Any,
+    queries: Sequence[str],
+    candidates: Sequence[Sequence[int]],
+    chunk_texts: Sequence[str],
+    top_n: int,
+    batch_size: int = 32,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[list[int]]:
     """Re-order each query's top `top_n` candidates by cross-encoder score; the tail keeps its dense order."""
     out: list[list[int]] = []
     for i, (query, ranking) in enumerate(zip(queries, candidates, strict=True)):
         head, tail = list(ranking[:top_n]), list(ranking[top_n:])
-        scores = cross_encoder.predict([(query, chunk_texts[c]) for c in head], batch_size=batch_size,
-                                       show_progress_bar=False)
+        scores = cross_encoder.predict(
+            [(query, chunk_texts[c]) for c in head], batch_size=batch_size, show_progress_bar=False
+        )
         order = sorted(range(len(head)), key=lambda j: (-float(scores[j]), j))
         out.append([head[j] for j in order] + tail)
         if progress:

@@ -172,14 +172,37 @@ def item(project: Project, target: Target, row_id: int) -> Item | None:
             return None
         state = {f: p[f] for f in STATE["pair"]}
         edited = p["edited"]
-        return Item("pair", p["id"], state, p["query_id"], p["query"], edited if edited is not None else p["original"],
-                    p["split"], p["source"], p["doc_id"], p["score"], original=p["original"] if edited else None)
+        return Item(
+            "pair",
+            p["id"],
+            state,
+            p["query_id"],
+            p["query"],
+            edited if edited is not None else p["original"],
+            p["split"],
+            p["source"],
+            p["doc_id"],
+            p["score"],
+            original=p["original"] if edited else None,
+        )
     n = store.negative_item(db, row_id)
     if n is None:
         return None
     state = {f: n[f] for f in STATE["negative"]}
-    return Item("negative", n["id"], state, n["query_id"], n["query"], n["negative"], n["split"], n["source"],
-                n["doc_id"], n["score"], positive=n["positive"], positive_score=n["positive_score"])
+    return Item(
+        "negative",
+        n["id"],
+        state,
+        n["query_id"],
+        n["query"],
+        n["negative"],
+        n["split"],
+        n["source"],
+        n["doc_id"],
+        n["score"],
+        positive=n["positive"],
+        positive_score=n["positive_score"],
+    )
 
 
 def counter(project: Project, target: Target, reviewer: str | None = None) -> Counter:

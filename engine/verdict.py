@@ -27,22 +27,27 @@ class ArmLike(Protocol):
     losses: list[str]
 
 
-def decide(arms: list[ArmLike], skipped: dict[str, str], gate: GateConfig, pairs: int,
-           n_queries: int) -> tuple[str, list[str]]:
+def decide(
+    arms: list[ArmLike], skipped: dict[str, str], gate: GateConfig, pairs: int, n_queries: int
+) -> tuple[str, list[str]]:
     key = f"recall@{gate.k}"
     best = max(arms, key=lambda a: a.metrics[key])
     reasons = _sample_size_warnings(n_queries, gate)
     stop = [a for a in arms if a.metrics[key] >= gate.stop_recall]
     if stop:
         winner = max(stop, key=lambda a: a.metrics[key])
-        reasons.append(f"{winner.name} reaches Recall@{gate.k} {winner.metrics[key]:.3f} ≥ {gate.stop_recall:.2f}: "
-                       f"retrieval is good enough; ship {winner.name} instead of fine-tuning")
+        reasons.append(
+            f"{winner.name} reaches Recall@{gate.k} {winner.metrics[key]:.3f} ≥ {gate.stop_recall:.2f}: "
+            f"retrieval is good enough; ship {winner.name} instead of fine-tuning"
+        )
         reasons += _interval_note(winner, gate.stop_recall, gate.k, "stop")
         return "STOP", reasons
     if "rerank" in skipped:
-        reasons.append(f"cannot apply the stop rule (re-ranking ≥ {gate.stop_recall:.2f}) nor the fine-tune rule "
-                       f"(< {gate.finetune_recall:.2f} even after re-ranking): the re-ranking arm could not run — "
-                       f"{skipped['rerank']}")
+        reasons.append(
+            f"cannot apply the stop rule (re-ranking ≥ {gate.stop_recall:.2f}) nor the fine-tune rule "
+            f"(< {gate.finetune_recall:.2f} even after re-ranking): the re-ranking arm could not run — "
+            f"{skipped['rerank']}"
+        )
         reasons.append(f"best arm that ran: {best.name}, Recall@{gate.k} {best.metrics[key]:.3f}")
         return "INCOMPLETE", reasons
     weak = _weak_reranker(arms, key)
@@ -51,36 +56,46 @@ def decide(arms: list[ArmLike], skipped: dict[str, str], gate: GateConfig, pairs
     if best.metrics[key] < gate.finetune_recall:
         missing = {**skipped, "rerank": weak} if weak else skipped
         return _below_finetune(best, missing, gate, pairs, reasons)
-    reasons.append(f"best arm {best.name} reaches Recall@{gate.k} {best.metrics[key]:.3f}, between "
-                   f"{gate.finetune_recall:.2f} and {gate.stop_recall:.2f}: the cheaper fixes help but do not "
-                   f"settle it; adopt {best.name}, try a stronger cross-encoder or more expansions, and re-run the "
-                   "gate")
+    reasons.append(
+        f"best arm {best.name} reaches Recall@{gate.k} {best.metrics[key]:.3f}, between "
+        f"{gate.finetune_recall:.2f} and {gate.stop_recall:.2f}: the cheaper fixes help but do not "
+        f"settle it; adopt {best.name}, try a stronger cross-encoder or more expansions, and re-run the "
+        "gate"
+    )
     reasons += _interval_note(best, gate.stop_recall, gate.k, "stop")
     reasons += _interval_note(best, gate.finetune_recall, gate.k, "fine-tune")
     return "GREY", reasons
 
 
-def _below_finetune(best: ArmLike, skipped: dict[str, str], gate: GateConfig, pairs: int,
-                    reasons: list[str]) -> tuple[str, list[str]]:
+def _below_finetune(
+    best: ArmLike, skipped: dict[str, str], gate: GateConfig, pairs: int, reasons: list[str]
+) -> tuple[str, list[str]]:
     key = f"recall@{gate.k}"
     missing = [name for name in NEEDED_FOR_FINE_TUNE if name in skipped]
     if missing:
-        reasons.append(f"every arm that ran stays below {gate.finetune_recall:.2f} (best {best.name}: "
-                       f"{best.metrics[key]:.3f}), but the fine-tune rule needs these cheaper fixes measured first: "
-                       + "; ".join(f"{m} — {skipped[m]}" for m in missing))
+        reasons.append(
+            f"every arm that ran stays below {gate.finetune_recall:.2f} (best {best.name}: "
+            f"{best.metrics[key]:.3f}), but the fine-tune rule needs these cheaper fixes measured first: "
+            + "; ".join(f"{m} — {skipped[m]}" for m in missing)
+        )
         return "INCOMPLETE", reasons
-    reasons.append(f"even the best cheap fix ({best.name}) reaches only Recall@{gate.k} {best.metrics[key]:.3f} "
-                   f"< {gate.finetune_recall:.2f}: fine-tuning has a real signal")
+    reasons.append(
+        f"even the best cheap fix ({best.name}) reaches only Recall@{gate.k} {best.metrics[key]:.3f} "
+        f"< {gate.finetune_recall:.2f}: fine-tuning has a real signal"
+    )
     reasons += _interval_note(best, gate.finetune_recall, gate.k, "fine-tune")
     if pairs < gate.min_pairs:
-        reasons.append(f"but the project holds {pairs:,} training pairs, fewer than {gate.min_pairs:,}: "
-                       f"collect more first")
+        reasons.append(
+            f"but the project holds {pairs:,} training pairs, fewer than {gate.min_pairs:,}: collect more first"
+        )
         return "COLLECT_MORE", reasons
     if pairs >= gate.reliable_pairs:
         reasons.append(f"{pairs:,} training pairs (≥ {gate.reliable_pairs:,}): reliable")
     else:
-        reasons.append(f"{pairs:,} training pairs: enough to start (≥ {gate.min_pairs:,}); results become reliable "
-                       f"from {gate.reliable_pairs:,}")
+        reasons.append(
+            f"{pairs:,} training pairs: enough to start (≥ {gate.min_pairs:,}); results become reliable "
+            f"from {gate.reliable_pairs:,}"
+        )
     return "FINE_TUNE", reasons
 
 
@@ -98,24 +113,30 @@ def _weak_reranker(arms: list[ArmLike], key: str) -> str | None:
     wins, losses = len(rerank.wins), len(rerank.losses)
     if rerank.metrics[key] >= base.metrics[key] or losses < max(3, 2 * wins):
         return None
-    return (f"the re-ranker is weaker than no re-ranking: it loses {losses} queries and wins {wins} against the "
-            f"base order ({key} {rerank.metrics[key]:.3f} vs {base.metrics[key]:.3f}), so it measures this "
-            "cross-encoder, not re-ranking; set 'reranker:' in project.yaml to a stronger local cross-encoder or "
-            "train longer (`embtune reranker train DIR --epochs 3`) and re-run the gate")
+    return (
+        f"the re-ranker is weaker than no re-ranking: it loses {losses} queries and wins {wins} against the "
+        f"base order ({key} {rerank.metrics[key]:.3f} vs {base.metrics[key]:.3f}), so it measures this "
+        "cross-encoder, not re-ranking; set 'reranker:' in project.yaml to a stronger local cross-encoder or "
+        "train longer (`embtune reranker train DIR --epochs 3`) and re-run the gate"
+    )
 
 
 def _sample_size_warnings(n_queries: int, gate: GateConfig) -> list[str]:
     if n_queries >= gate.min_queries:
         return []
-    return [f"only {n_queries} gate queries (the guide asks for ~{gate.min_queries}+ representative ones): "
-            f"the figures below are noisy"]
+    return [
+        f"only {n_queries} gate queries (the guide asks for ~{gate.min_queries}+ representative ones): "
+        f"the figures below are noisy"
+    ]
 
 
 def _interval_note(arm: ArmLike, threshold: float, k: int, rule: str) -> list[str]:
     low, high = arm.recall_ci
     if low < threshold <= high:
-        return [f"{arm.name}'s 95% interval for Recall@{k} [{low:.3f}, {high:.3f}] spans the {rule} threshold "
-                f"{threshold:.2f}: more gate queries would settle it"]
+        return [
+            f"{arm.name}'s 95% interval for Recall@{k} [{low:.3f}, {high:.3f}] spans the {rule} threshold "
+            f"{threshold:.2f}: more gate queries would settle it"
+        ]
     return []
 
 
@@ -127,22 +148,32 @@ def hints(arms: list[ArmLike], k: int, project: Any) -> list[str]:
     out = []
     rerank = by_name.get("rerank")
     if rerank and rerank.metrics[key] - base.metrics[key] >= 0.05:
-        out.append(f"Domain jargon misses: re-ranking lifts Recall@{k} by "
-                   f"{rerank.metrics[key] - base.metrics[key]:+.3f}; the guide says re-rank first and fine-tune only "
-                   f"if re-ranked Recall@5 stays below 70%")
+        out.append(
+            f"Domain jargon misses: re-ranking lifts Recall@{k} by "
+            f"{rerank.metrics[key] - base.metrics[key]:+.3f}; the guide says re-rank first and fine-tune only "
+            f"if re-ranked Recall@5 stays below 70%"
+        )
     expansion = by_name.get("expansion")
     if expansion and len(expansion.wins) > len(expansion.losses):
-        out.append(f"Internal acronyms: query expansion wins {len(expansion.wins)} queries and loses "
-                   f"{len(expansion.losses)}; expand acronyms at query time before paying to retrain")
+        out.append(
+            f"Internal acronyms: query expansion wins {len(expansion.wins)} queries and loses "
+            f"{len(expansion.losses)}; expand acronyms at query time before paying to retrain"
+        )
     if base.metrics.get("recall@10", 0) - base.metrics.get("recall@1", 0) >= 0.3:
-        out.append(f"Low precision at the top: the base finds relevant documents by rank 10 "
-                   f"({base.metrics['recall@10']:.2f}) but rarely at rank 1 ({base.metrics['recall@1']:.2f}); "
-                   "that is a re-ranking problem, not an embedding-space one")
+        out.append(
+            f"Low precision at the top: the base finds relevant documents by rank 10 "
+            f"({base.metrics['recall@10']:.2f}) but rarely at rank 1 ({base.metrics['recall@1']:.2f}); "
+            "that is a re-ranking problem, not an embedding-space one"
+        )
     if _multilingual(project):
-        out.append("Multilingual terminology: try bge-m3 or multilingual-e5 as base_model; fine-tune them if the "
-                   "terminology is domain-specific")
-    out.append("Rapidly changing terminology (new products, codes, regulations every few months): don't fine-tune; "
-               "keep expansions and the re-ranker current instead")
+        out.append(
+            "Multilingual terminology: try bge-m3 or multilingual-e5 as base_model; fine-tune them if the "
+            "terminology is domain-specific"
+        )
+    out.append(
+        "Rapidly changing terminology (new products, codes, regulations every few months): don't fine-tune; "
+        "keep expansions and the re-ranker current instead"
+    )
     return out
 
 

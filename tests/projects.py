@@ -13,11 +13,46 @@ from engine import importing
 from engine.project import Project, init_project
 
 TERMS = [
-    "subrogation", "salvage", "deductible", "adjuster", "reinsurance", "indemnity", "endorsement", "premium",
-    "underwriting", "actuary", "annuity", "rider", "exclusion", "coinsurance", "copayment", "arbitration",
-    "appraisal", "depreciation", "betterment", "contribution", "waiver", "lapse", "rescission", "estoppel",
-    "peril", "hazard", "casualty", "liability", "negligence", "tort", "bailment", "fiduciary", "warranty",
-    "franchise", "retention", "layering", "treaty", "facultative", "cedent", "runoff",
+    "subrogation",
+    "salvage",
+    "deductible",
+    "adjuster",
+    "reinsurance",
+    "indemnity",
+    "endorsement",
+    "premium",
+    "underwriting",
+    "actuary",
+    "annuity",
+    "rider",
+    "exclusion",
+    "coinsurance",
+    "copayment",
+    "arbitration",
+    "appraisal",
+    "depreciation",
+    "betterment",
+    "contribution",
+    "waiver",
+    "lapse",
+    "rescission",
+    "estoppel",
+    "peril",
+    "hazard",
+    "casualty",
+    "liability",
+    "negligence",
+    "tort",
+    "bailment",
+    "fiduciary",
+    "warranty",
+    "franchise",
+    "retention",
+    "layering",
+    "treaty",
+    "facultative",
+    "cedent",
+    "runoff",
 ]
 
 
@@ -32,9 +67,14 @@ def write_beir(root: Path, *, n_docs: int = 40, n_gate: int = 12, train_per_doc:
     qrels: dict[str, list[tuple[str, str]]] = {"train": [], "gate": []}
     for i, term in enumerate(TERMS[:n_docs]):
         doc = f"d{i:02d}"
-        corpus.append({"_id": doc, "title": term.title(),
-                       "text": f"The {term} rule. Handlers apply {term} when the file reaches stage {i}. "
-                               f"Ask the team lead about {term} exceptions before paying."})
+        corpus.append(
+            {
+                "_id": doc,
+                "title": term.title(),
+                "text": f"The {term} rule. Handlers apply {term} when the file reaches stage {i}. "
+                f"Ask the team lead about {term} exceptions before paying.",
+            }
+        )
         for j in range(train_per_doc):
             queries.append({"_id": f"tr-{doc}-{j}", "text": f"question {j} about {term} handling"})
             qrels["train"].append((f"tr-{doc}-{j}", doc))
@@ -50,8 +90,15 @@ def write_beir(root: Path, *, n_docs: int = 40, n_gate: int = 12, train_per_doc:
     return root
 
 
-def make_project(tmp: Path, embedder: Path, *, reranker: Path | None = None, expansions: bool = True,
-                 gate: dict[str, float] | None = None, **beir: int) -> Project:
+def make_project(
+    tmp: Path,
+    embedder: Path,
+    *,
+    reranker: Path | None = None,
+    expansions: bool = True,
+    gate: dict[str, float] | None = None,
+    **beir: int,
+) -> Project:
     """A project on the tiny embedder with the BEIR folder above imported; `gate` overrides thresholds."""
     root = tmp / "project"
     init_project(root)

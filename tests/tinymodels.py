@@ -69,9 +69,7 @@ def build_tokenizer(texts: list[str] | None = None) -> Any:
     from transformers import PreTrainedTokenizerFast
 
     normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
-    words = {
-        w for t in (texts or corpus()) for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(t))
-    }
+    words = {w for t in (texts or corpus()) for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(t))}
     chars = {c for w in words for c in w}
     vocab = [*SPECIALS, *sorted(words | chars | {f"##{c}" for c in chars})]
     tok = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))

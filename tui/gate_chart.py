@@ -33,8 +33,9 @@ class ChartArm:
     @classmethod
     def from_report(cls, arm: dict[str, Any], k: int) -> ChartArm:
         low, high = arm[f"recall@{k}_ci"]
-        return cls(arm["name"], arm[f"recall@{k}"], low, high, len(arm["wins"]), len(arm["losses"]),
-                   arm.get("reranker"))
+        return cls(
+            arm["name"], arm[f"recall@{k}"], low, high, len(arm["wins"]), len(arm["losses"]), arm.get("reranker")
+        )
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,7 @@ def key_groups(screen: Screen) -> list[KeyGroup]:
         slot = (id(active.node), binding.action)
         if slot not in commands:
             tooltip, node = active.tooltip or "", active.node
-            commands[slot] = KeyCommand(
-                binding.action, binding.description, tooltip, node, active.enabled, binding.id
-            )
+            commands[slot] = KeyCommand(binding.action, binding.description, tooltip, node, active.enabled, binding.id)
         commands[slot].keys.append(screen.app.get_key_display(binding))
     groups: dict[int, KeyGroup] = {}
     for command in commands.values():

@@ -95,9 +95,7 @@ def _test_split(counts: dict[str, Any], gate: Thresholds) -> Stage:
     if judged >= need:
         return Stage(name, f"{judged:,} (≥ {need:,})", State.OK)
     if judged:
-        return Stage(
-            name, f"{judged:,} (< {need:,})", State.WARN, "evaluation of a fine-tuned model is noisy"
-        )
+        return Stage(name, f"{judged:,} (< {need:,})", State.WARN, "evaluation of a fine-tuned model is noisy")
     return Stage(name, "none", State.MISSING, "held-out test queries with judgments measure fine-tuning")
 
 

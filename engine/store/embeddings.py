@@ -12,8 +12,7 @@ from engine.store.db import write
 _CHUNK = 500
 
 
-def cached_vectors(db: Database, fingerprint: str, max_seq_length: int,
-                   keys: Sequence[str]) -> dict[str, np.ndarray]:
+def cached_vectors(db: Database, fingerprint: str, max_seq_length: int, keys: Sequence[str]) -> dict[str, np.ndarray]:
     found: dict[str, np.ndarray] = {}
     for start in range(0, len(keys), _CHUNK):
         part = list(keys[start : start + _CHUNK])
@@ -28,10 +27,11 @@ def cached_vectors(db: Database, fingerprint: str, max_seq_length: int,
     return found
 
 
-def store_vectors(db: Database, fingerprint: str, max_seq_length: int,
-                  items: Iterable[tuple[str, np.ndarray]]) -> None:
-    rows = [(fingerprint, key, max_seq_length, int(v.shape[0]), np.asarray(v, dtype=np.float32).tobytes())
-            for key, v in items]
+def store_vectors(db: Database, fingerprint: str, max_seq_length: int, items: Iterable[tuple[str, np.ndarray]]) -> None:
+    rows = [
+        (fingerprint, key, max_seq_length, int(v.shape[0]), np.asarray(v, dtype=np.float32).tobytes())
+        for key, v in items
+    ]
     with write(db):
         db.conn.executemany(
             "INSERT OR REPLACE INTO embedding_cache (model_fingerprint, text_hash, max_seq_length, dim, vector) "

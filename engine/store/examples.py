@@ -41,12 +41,15 @@ def reviewed_examples(db: Database, split: str = "train") -> list[ReviewedExampl
     for _, qid, _, _, passage in pairs:
         positives.setdefault(qid, set()).add(passage)
     negatives = _usable_negatives(db, split, relevant_documents(db, query_ids), positives)
-    return [ReviewedExample(pid, qid, query, doc, passage, negatives.get(qid, ()))
-            for pid, qid, query, doc, passage in pairs]
+    return [
+        ReviewedExample(pid, qid, query, doc, passage, negatives.get(qid, ()))
+        for pid, qid, query, doc, passage in pairs
+    ]
 
 
-def _usable_negatives(db: Database, split: str, relevant: dict[str, set[str]],
-                      positives: dict[str, set[str]]) -> dict[str, tuple[str, ...]]:
+def _usable_negatives(
+    db: Database, split: str, relevant: dict[str, set[str]], positives: dict[str, set[str]]
+) -> dict[str, tuple[str, ...]]:
     rows = db.execute(
         "SELECT n.query_id, n.chunk_id, c.doc_id, t.text FROM negatives n JOIN chunks c ON c.id = n.chunk_id "
         "JOIN texts t ON t.hash = c.text_hash WHERE n.label IN ('unlabeled', 'accepted') AND n.query_id IN "
@@ -73,11 +76,16 @@ def review_counts(db: Database, split: str = "train") -> dict[str, int]:
         "count(*) FILTER (WHERE label != 'rejected' AND edited_text_hash IS NOT NULL) FROM pairs WHERE split = ?",
         [split],
     ).fetchone()
-    by_label = dict(db.execute(
-        "SELECT label, count(*) FROM negatives WHERE label IN ('rejected', 'false_negative') AND query_id IN "
-        "(SELECT query_id FROM pairs WHERE split = ?) GROUP BY label",
-        [split],
-    ).fetchall())
-    return {"rejected_pairs": int(rejected), "edited_pairs": int(edited),
-            "rejected_negatives": int(by_label.get("rejected", 0)),
-            "false_negatives": int(by_label.get("false_negative", 0))}
+    by_label = dict(
+        db.execute(
+            "SELECT label, count(*) FROM negatives WHERE label IN ('rejected', 'false_negative') AND query_id IN "
+            "(SELECT query_id FROM pairs WHERE split = ?) GROUP BY label",
+            [split],
+        ).fetchall()
+    )
+    return {
+        "rejected_pairs": int(rejected),
+        "edited_pairs": int(edited),
+        "rejected_negatives": int(by_label.get("rejected", 0)),
+        "false_negatives": int(by_label.get("false_negative", 0)),
+    }

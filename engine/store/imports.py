@@ -88,8 +88,12 @@ def _check_conflicts(db: Database, batch: ImportBatch, problems: Problems) -> No
         if existing["text"] != new["text"]:
             problems.add(path, line, "_id", f"query '{query_id}' already exists in the project with other text")
         elif existing["split"] != new["split"]:
-            problems.add(path, line, "split",
-                         f"query '{query_id}' is already in split '{existing['split']}', not '{new['split']}'")
+            problems.add(
+                path,
+                line,
+                "split",
+                f"query '{query_id}' is already in split '{existing['split']}', not '{new['split']}'",
+            )
 
 
 def _existing(db: Database, table: str, columns: str, ids: dict[str, Any]) -> Iterable[tuple[str, dict]]:
@@ -144,5 +148,6 @@ def _reuse_stored_passages(db: Database, batch: ImportBatch) -> None:
             del batch.documents[chunk["doc_id"]]
     if remap:
         batch.pairs = {(q, remap.get(c, c)): p | {"chunk_id": remap.get(c, c)} for (q, c), p in batch.pairs.items()}
-        batch.negatives = {(q, remap.get(c, c)): n | {"chunk_id": remap.get(c, c)}
-                           for (q, c), n in batch.negatives.items()}
+        batch.negatives = {
+            (q, remap.get(c, c)): n | {"chunk_id": remap.get(c, c)} for (q, c), n in batch.negatives.items()
+        }

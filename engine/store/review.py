@@ -157,8 +157,7 @@ def label_counts(db: Database, target: Target) -> dict[str, int]:
 def decisions_since(db: Database, reviewer: str, since: str) -> int:
     """The reviewer's decisions at or after `since` that still stand (undo events and undone ones left out)."""
     row = db.execute(
-        "SELECT count(*) FROM review_events WHERE at >= ? AND reviewer = ? AND action != 'undo' "
-        "AND undone_by IS NULL",
+        "SELECT count(*) FROM review_events WHERE at >= ? AND reviewer = ? AND action != 'undo' AND undone_by IS NULL",
         [since, reviewer],
     ).fetchone()
     return int(row[0])
@@ -207,8 +206,7 @@ def chunk_text_hash(db: Database, pair_id: int) -> str | None:
 def negative_refs(db: Database, negative_id: int) -> tuple[str, str, str] | None:
     """(query id, chunk id, the query's split) of a negative."""
     row = db.execute(
-        "SELECT n.query_id, n.chunk_id, q.split FROM negatives n JOIN queries q ON q.id = n.query_id "
-        "WHERE n.id = ?",
+        "SELECT n.query_id, n.chunk_id, q.split FROM negatives n JOIN queries q ON q.id = n.query_id WHERE n.id = ?",
         [negative_id],
     ).fetchone()
     return (row[0], row[1], row[2]) if row else None
@@ -263,8 +261,7 @@ def set_undone(db: Database, event_id: int, undo_event_id: int) -> None:
 
 
 _EVENT = (
-    "SELECT id, target, target_id, action, before_json, after_json, reviewer, batch, undone_by, at "
-    "FROM review_events"
+    "SELECT id, target, target_id, action, before_json, after_json, reviewer, batch, undone_by, at FROM review_events"
 )
 
 
@@ -284,9 +281,7 @@ def last_undoable(db: Database, reviewer: str) -> Event | None:
 
 def batch_events(db: Database, batch: int) -> list[Event]:
     """A batch's decisions not yet undone, latest first (the order undo reverts them in)."""
-    rows = db.execute(
-        f"{_EVENT} WHERE batch = ? AND action != 'undo' AND undone_by IS NULL ORDER BY id DESC", [batch]
-    )
+    rows = db.execute(f"{_EVENT} WHERE batch = ? AND action != 'undo' AND undone_by IS NULL ORDER BY id DESC", [batch])
     return [_event(r) for r in rows]
 
 

@@ -24,13 +24,19 @@ def create_run(db: Database, kind: str, config: dict[str, Any], parent_id: int |
 
 def add_event(db: Database, run_id: int, kind: str, payload: dict[str, Any]) -> None:
     with write(db):
-        db.execute("INSERT INTO job_events (run_id, kind, payload_json) VALUES (?, ?, ?)",
-                   [run_id, kind, json.dumps(payload)])
+        db.execute(
+            "INSERT INTO job_events (run_id, kind, payload_json) VALUES (?, ?, ?)", [run_id, kind, json.dumps(payload)]
+        )
         db.execute(f"UPDATE runs SET heartbeat_at = {NOW} WHERE id = ?", [run_id])
 
 
-def finish_run(db: Database, run_id: int, result: dict[str, Any], metrics: list[tuple[str, str, float]],
-               query_results: list[tuple[str, str, int | None, dict[str, float]]]) -> None:
+def finish_run(
+    db: Database,
+    run_id: int,
+    result: dict[str, Any],
+    metrics: list[tuple[str, str, float]],
+    query_results: list[tuple[str, str, int | None, dict[str, float]]],
+) -> None:
     """Store the summary, metrics (key, split, value) and per-query rows, and mark the run finished, at once."""
     with write(db):
         db.conn.executemany(
@@ -42,14 +48,15 @@ def finish_run(db: Database, run_id: int, result: dict[str, Any], metrics: list[
             "VALUES (?, ?, ?, ?, ?)",
             [(run_id, arm, qid, rank, json.dumps(m)) for arm, qid, rank, m in query_results],
         )
-        db.execute(f"UPDATE runs SET status = 'finished', result_json = ?, finished_at = {NOW} WHERE id = ?",
-                   [json.dumps(result), run_id])
+        db.execute(
+            f"UPDATE runs SET status = 'finished', result_json = ?, finished_at = {NOW} WHERE id = ?",
+            [json.dumps(result), run_id],
+        )
 
 
 def fail_run(db: Database, run_id: int, error: str, status: str = "failed") -> None:
     with write(db):
-        db.execute(f"UPDATE runs SET status = ?, error = ?, finished_at = {NOW} WHERE id = ?",
-                   [status, error, run_id])
+        db.execute(f"UPDATE runs SET status = ?, error = ?, finished_at = {NOW} WHERE id = ?", [status, error, run_id])
 
 
 def latest_result(db: Database, kind: str) -> tuple[int, dict[str, Any]] | None:
@@ -81,27 +88,32 @@ def query_results(db: Database, run_id: int) -> list[dict[str, Any]]:
 
 
 def run_events(db: Database, run_id: int, after_id: int = 0) -> list[dict[str, Any]]:
-    rows = db.execute("SELECT id, ts, kind, payload_json FROM job_events WHERE run_id = ? AND id > ? ORDER BY id",
-                      [run_id, after_id])
+    rows = db.execute(
+        "SELECT id, ts, kind, payload_json FROM job_events WHERE run_id = ? AND id > ? ORDER BY id", [run_id, after_id]
+    )
     return [{"id": i, "ts": ts, "kind": k, "payload": json.loads(p)} for i, ts, k, p in rows]
 
 
 def latest_model_run(db: Database, kind: str) -> dict[str, Any] | None:
     row = db.execute(
         "SELECT id, model_path FROM runs WHERE kind = ? AND status = 'finished' AND model_path IS NOT NULL "
-        "ORDER BY id DESC LIMIT 1", [kind]
+        "ORDER BY id DESC LIMIT 1",
+        [kind],
     ).fetchone()
     return {"id": int(row[0]), "model_path": row[1]} if row else None
 
 
 def finish_model_run(db: Database, run_id: int, model_path: str, result: dict[str, Any]) -> None:
     with write(db):
-        db.execute(f"UPDATE runs SET status = 'finished', model_path = ?, result_json = ?, finished_at = {NOW} "
-                   "WHERE id = ?", [model_path, json.dumps(result), run_id])
+        db.execute(
+            f"UPDATE runs SET status = 'finished', model_path = ?, result_json = ?, finished_at = {NOW} WHERE id = ?",
+            [model_path, json.dumps(result), run_id],
+        )
 
 
 def model_run(db: Database, run_id: int) -> dict[str, Any] | None:
     """A run that produced a model (kind, status, model_path relative to the project root), or None."""
-    row = db.execute("SELECT id, kind, status, model_path FROM runs WHERE id = ? AND model_path IS NOT NULL",
-                     [run_id]).fetchone()
+    row = db.execute(
+        "SELECT id, kind, status, model_path FROM runs WHERE id = ? AND model_path IS NOT NULL", [run_id]
+    ).fetchone()
     return dict(zip(("id", "kind", "status", "model_path"), row, strict=True)) if row else None

@@ -28,8 +28,9 @@ def add_query(project: Project, qid: str, text: str, split: str, doc: str | None
     with write(project.db):
         project.db.execute("INSERT INTO queries (id, text, split, source) VALUES (?, ?, ?, 'test')", [qid, text, split])
         if doc:
-            project.db.execute("INSERT INTO pairs (query_id, chunk_id, split, source) VALUES (?, ?, ?, 'test')",
-                               [qid, doc, split])
+            project.db.execute(
+                "INSERT INTO pairs (query_id, chunk_id, split, source) VALUES (?, ?, ?, 'test')", [qid, doc, split]
+            )
 
 
 def findings(project: Project, **kwargs: bool) -> dict[str, dict]:
@@ -70,7 +71,9 @@ def test_leakage_is_an_error_unless_allowed(project: Project) -> None:
     assert (leak.severity, leak.count) == ("error", 2)
     assert leak.details["by_split"] == {"gate": 2}
     assert {(e["train"], e["eval"], e["match"]) for e in leak.details["examples"]} == {
-        ("leak-exact", "ga-d00", "same text"), ("leak-words", "ga-d01", "same words")}
+        ("leak-exact", "ga-d00", "same text"),
+        ("leak-words", "ga-d01", "same words"),
+    }
     assert report.exit_code == 1
     allowed = run_checks(project, allow_leakage=True)
     assert {f.code: f for f in allowed.findings}["leakage"].severity == "warn"
@@ -89,8 +92,9 @@ def test_duplicate_queries_are_reported(project: Project) -> None:
 def test_negatives_count_once_mined(project: Project) -> None:
     with write(project.db):
         project.db.execute("INSERT INTO negatives (query_id, chunk_id, miner) VALUES ('tr-d00-0', 'd05', 'test')")
-        project.db.execute("INSERT INTO negatives (query_id, chunk_id, miner, label) "
-                           "VALUES ('tr-d00-1', 'd05', 'test', 'rejected')")
+        project.db.execute(
+            "INSERT INTO negatives (query_id, chunk_id, miner, label) VALUES ('tr-d00-1', 'd05', 'test', 'rejected')"
+        )
     found = findings(project)["negatives"]
     assert (found["severity"], found["count"]) == ("ok", 1)
     assert "1 of 80 train queries" in found["message"]

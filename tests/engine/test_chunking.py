@@ -316,9 +316,7 @@ def test_spec_from_dict_errors_name_strategy_and_field(d: dict, match: str) -> N
 def test_spec_from_dict_message_matches_documented_example() -> None:
     with pytest.raises(ValueError, match="overlap") as info:
         spec_from_dict("fixed256", {"kind": "fixed_tokens", "size": 256, "overlap": 256})
-    assert (
-        str(info.value) == "chunking strategy 'fixed256': overlap must be smaller than size (got 256 >= 256)"
-    )
+    assert str(info.value) == "chunking strategy 'fixed256': overlap must be smaller than size (got 256 >= 256)"
 
 
 def test_spec_from_dict_rejects_non_mapping() -> None:

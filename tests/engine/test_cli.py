@@ -33,7 +33,12 @@ def test_init_import_status_json(tmp_path: Path) -> None:
     status = json.loads(out)
     assert code == 0
     assert {k: status[k] for k in ("documents", "chunks", "pairs", "negatives", "runs")} == {
-        "documents": 3, "chunks": 3, "pairs": 3, "negatives": 0, "runs": 0}
+        "documents": 3,
+        "chunks": 3,
+        "pairs": 3,
+        "negatives": 0,
+        "runs": 0,
+    }
     assert status["queries"] == {"train": 2, "dev": 0, "test": 1, "gate": 0, "general": 0}
 
 

@@ -42,8 +42,10 @@ def test_dumped_defaults_load_back_equal(tmp_path: Path) -> None:
         ("gate:\n  finetune_recall: 0.9\n", r"'gate\.finetune_recall' \(0\.9\) must not exceed gate\.stop_recall"),
         ("training:\n  loss: triplet\n", r"project\.yaml:2: 'training\.loss' must be one of mnrl"),
         ("chunking:\n  default: nope\n", r"project\.yaml:2: 'chunking\.default' names no strategy"),
-        ("chunking:\n  strategies:\n    bad: {kind: fixed_tokens, size: 10, overlap: 10}\n",
-         r"project\.yaml:3: 'chunking\.strategies\.bad' is invalid: .*overlap"),
+        (
+            "chunking:\n  strategies:\n    bad: {kind: fixed_tokens, size: 10, overlap: 10}\n",
+            r"project\.yaml:3: 'chunking\.strategies\.bad' is invalid: .*overlap",
+        ),
         ("name: [unclosed\n", r"project\.yaml:2: invalid YAML"),
     ],
 )

@@ -30,15 +30,19 @@ def chunk_text(project: Project, chunk_id: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def reviewed(tmp_path_factory: pytest.TempPathFactory,
-             tiny_embedder_path: Path) -> tuple[Project, dict[str, list[str]]]:
+def reviewed(
+    tmp_path_factory: pytest.TempPathFactory, tiny_embedder_path: Path
+) -> tuple[Project, dict[str, list[str]]]:
     """A mined project with every kind of review decision set directly in the store (tests only read it)."""
-    project = with_mining(make_project(tmp_path_factory.mktemp("reviewed"), tiny_embedder_path), **OPEN_WINDOW,
-                          rescore="never")
+    project = with_mining(
+        make_project(tmp_path_factory.mktemp("reviewed"), tiny_embedder_path), **OPEN_WINDOW, rescore="never"
+    )
     mine_negatives(project)
     db = project.db
-    negs = {q: [r["chunk_id"] for r in all_negatives(db) if r["query_id"] == q]
-            for q in ("tr-d02-0", "tr-d03-0", "tr-d04-0")}
+    negs = {
+        q: [r["chunk_id"] for r in all_negatives(db) if r["query_id"] == q]
+        for q in ("tr-d02-0", "tr-d03-0", "tr-d04-0")
+    }
     db.execute("UPDATE pairs SET label = 'rejected' WHERE query_id = 'tr-d00-0'")
     digest = hashlib.sha256(EDITED.encode()).hexdigest()
     db.execute("INSERT INTO texts (hash, text) VALUES (?, ?)", [digest, EDITED])
@@ -47,10 +51,14 @@ def reviewed(tmp_path_factory: pytest.TempPathFactory,
     db.execute("UPDATE negatives SET label = 'rejected' WHERE query_id = 'tr-d02-0' AND chunk_id = ?", [first])
     db.execute("UPDATE negatives SET label = 'false_negative' WHERE query_id = 'tr-d02-0' AND chunk_id = ?", [second])
     # what review does with a false negative: it becomes an accepted positive pair of the query
-    db.execute("INSERT INTO pairs (query_id, chunk_id, split, source, label) "
-               "VALUES ('tr-d02-0', ?, 'train', 'review:false_negative', 'accepted')", [second])
-    db.execute("UPDATE negatives SET label = 'accepted' WHERE query_id = 'tr-d03-0' AND chunk_id = ?",
-               [negs["tr-d03-0"][-1]])
+    db.execute(
+        "INSERT INTO pairs (query_id, chunk_id, split, source, label) "
+        "VALUES ('tr-d02-0', ?, 'train', 'review:false_negative', 'accepted')",
+        [second],
+    )
+    db.execute(
+        "UPDATE negatives SET label = 'accepted' WHERE query_id = 'tr-d03-0' AND chunk_id = ?", [negs["tr-d03-0"][-1]]
+    )
     # an imported negative that contradicts the judgments (its document is the query's positive) never goes out
     db.execute("INSERT INTO negatives (query_id, chunk_id, miner) VALUES ('tr-d04-0', 'd04', 'import')")
     return project, negs
@@ -69,8 +77,9 @@ def test_reviewed_examples_apply_every_decision(reviewed: tuple[Project, dict[st
     assert [e.positive for e in by_query["tr-d02-0"]] == [chunk_text(project, "d02"), fn_positive]
     assert by_query["tr-d02-0"][0].negatives == (chunk_text(project, negs["tr-d02-0"][2]),)
     # accepted first, then hardest first
-    assert by_query["tr-d03-0"][0].negatives == tuple(chunk_text(project, c) for c in
-                                                      [negs["tr-d03-0"][-1], *negs["tr-d03-0"][:-1]])
+    assert by_query["tr-d03-0"][0].negatives == tuple(
+        chunk_text(project, c) for c in [negs["tr-d03-0"][-1], *negs["tr-d03-0"][:-1]]
+    )
     assert chunk_text(project, "d04") not in by_query["tr-d04-0"][0].negatives
     assert len(by_query["tr-d04-0"][0].negatives) == 3
 
@@ -88,8 +97,12 @@ def test_st_rows_are_one_per_pair_with_its_best_negative(reviewed: tuple[Project
     assert edited["positive"] == EDITED
     deductible = [r for r in rows if r["anchor"] == "question 0 about deductible handling"]
     assert [r["negative"] for r in deductible] == [chunk_text(project, negs["tr-d02-0"][2])] * 2
-    assert (counts["rejected_pairs"], counts["edited_pairs"], counts["rejected_negatives"],
-            counts["false_negatives"]) == (1, 1, 1, 1)
+    assert (
+        counts["rejected_pairs"],
+        counts["edited_pairs"],
+        counts["rejected_negatives"],
+        counts["false_negatives"],
+    ) == (1, 1, 1, 1)
 
 
 def test_flag_groups_by_query(reviewed: tuple[Project, dict[str, list[str]]]) -> None:
@@ -123,13 +136,25 @@ def test_cli_export_to_file_with_json_summary(reviewed: tuple[Project, dict[str,
     project, _ = reviewed
     runner = CliRunner()
     target = tmp_path / "out" / "train.jsonl"  # the folder is created
-    result = runner.invoke(main, ["export-pairs", str(project.root), "--format", "flag", "--out", str(target),
-                                  "--json"])
+    result = runner.invoke(
+        main, ["export-pairs", str(project.root), "--format", "flag", "--out", str(target), "--json"]
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["out"] == str(target)
-    assert {"format", "split", "rows", "pairs", "queries", "negatives", "rows_without_negative", "rejected_pairs",
-            "edited_pairs", "rejected_negatives", "false_negatives"} <= set(summary)
+    assert {
+        "format",
+        "split",
+        "rows",
+        "pairs",
+        "queries",
+        "negatives",
+        "rows_without_negative",
+        "rejected_pairs",
+        "edited_pairs",
+        "rejected_negatives",
+        "false_negatives",
+    } <= set(summary)
     assert len(target.read_text().splitlines()) == summary["rows"] == 79
     assert not list(target.parent.glob("*.partial"))
     result = runner.invoke(main, ["export-pairs", str(project.root), "--format", "st", "--split", "gate"])

@@ -19,7 +19,8 @@ CONTRACT_KEYS = {"name", "recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10
 
 
 def test_without_reranker_the_verdict_is_incomplete_and_says_how_to_fix_it(
-        tmp_path: Path, tiny_embedder_path: Path) -> None:
+    tmp_path: Path, tiny_embedder_path: Path
+) -> None:
     # the tiny model's bag-of-tokens similarity gets base Recall@5 0.83 here; raise the bar above it
     project = make_project(tmp_path, tiny_embedder_path, gate={"stop_recall": 0.95})
     full = run_gate(project)
@@ -61,7 +62,8 @@ def test_arms_measure_what_they_claim(tmp_path: Path, tiny_embedder_path: Path) 
 
 
 def test_reranker_from_project_yaml_runs_the_rerank_arms(
-        tmp_path: Path, tiny_embedder_path: Path, tiny_cross_encoder_path: Path) -> None:
+    tmp_path: Path, tiny_embedder_path: Path, tiny_cross_encoder_path: Path
+) -> None:
     project = make_project(tmp_path, tiny_embedder_path, reranker=tiny_cross_encoder_path)
     report = run_gate(project)
     names = [a.name for a in report.arms]
@@ -73,7 +75,8 @@ def test_reranker_from_project_yaml_runs_the_rerank_arms(
 
 
 def test_result_is_stored_and_the_second_run_encodes_nothing(
-        tmp_path: Path, tiny_embedder_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, tiny_embedder_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = make_project(tmp_path, tiny_embedder_path)
     first = run_gate(project)
     stored_id, stored = runs.latest_result(project.db, "gate")
@@ -83,8 +86,9 @@ def test_result_is_stored_and_the_second_run_encodes_nothing(
     assert len(rows) == len(first.arms) * first.n_queries
     encoded: list[int] = []
     original = Encoder._encode_block
-    monkeypatch.setattr(Encoder, "_encode_block",
-                        lambda self, texts, role: encoded.append(len(texts)) or original(self, texts, role))
+    monkeypatch.setattr(
+        Encoder, "_encode_block", lambda self, texts, role: encoded.append(len(texts)) or original(self, texts, role)
+    )
     second = run_gate(project)
     assert encoded == []  # corpus, re-chunked corpora, queries and expanded queries all came from the cache
     assert second.to_json()["arms"] == first.to_json()["arms"]
@@ -141,8 +145,7 @@ def test_cli_gate_error_exits_2_with_message(tmp_path: Path, tiny_embedder_path:
     assert "no gate queries" in result.stderr
 
 
-def test_cancelling_stops_the_gate_and_records_the_run_as_cancelled(
-        tmp_path: Path, tiny_embedder_path: Path) -> None:
+def test_cancelling_stops_the_gate_and_records_the_run_as_cancelled(tmp_path: Path, tiny_embedder_path: Path) -> None:
     project = make_project(tmp_path, tiny_embedder_path)
     stages: list[str] = []
     with pytest.raises(InterruptedError):

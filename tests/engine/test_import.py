@@ -23,22 +23,37 @@ def rows(project: Project, sql: str) -> list[tuple]:
 
 
 def test_beir_import_stores_documents_chunks_queries_and_pairs(project: Project, tmp_path: Path) -> None:
-    files = beir_files(**{"qrels/test.tsv": b"query-id\tcorpus-id\tscore\nq3\td2\t1\nq3\td1\t0\n",
-                          "queries.jsonl": jsonl([{"_id": "q1", "text": "who takes the first call"},
-                                                  {"_id": "q2", "text": "fraud referral"},
-                                                  {"_id": "q3", "text": "held out"},
-                                                  {"_id": "q4", "text": "never judged"}])})
+    files = beir_files(
+        **{
+            "qrels/test.tsv": b"query-id\tcorpus-id\tscore\nq3\td2\t1\nq3\td1\t0\n",
+            "queries.jsonl": jsonl(
+                [
+                    {"_id": "q1", "text": "who takes the first call"},
+                    {"_id": "q2", "text": "fraud referral"},
+                    {"_id": "q3", "text": "held out"},
+                    {"_id": "q4", "text": "never judged"},
+                ]
+            ),
+        }
+    )
     result = importing.import_beir(project, write_tree(tmp_path / "beir", files))
     assert result["added"] == {"documents": 2, "chunks": 2, "queries": 3, "pairs": 3, "negatives": 0}
     assert "1 queries in queries.jsonl have no judgments" in result["notes"][0]
-    assert rows(project, "SELECT id, split FROM queries ORDER BY id") == [("q1", "train"), ("q2", "train"),
-                                                                          ("q3", "test")]
+    assert rows(project, "SELECT id, split FROM queries ORDER BY id") == [
+        ("q1", "train"),
+        ("q2", "train"),
+        ("q3", "test"),
+    ]
     # score 0 means judged irrelevant in BEIR: no pair
     assert rows(project, "SELECT query_id, chunk_id, split FROM pairs ORDER BY query_id") == [
-        ("q1", "d1", "train"), ("q2", "d2", "train"), ("q3", "d2", "test")]
+        ("q1", "d1", "train"),
+        ("q2", "d2", "train"),
+        ("q3", "d2", "test"),
+    ]
     # the title travels with the passage text that gets embedded
     assert rows(project, "SELECT t.text FROM chunks c JOIN texts t ON t.hash = c.text_hash WHERE c.id = 'd1'") == [
-        ("FNOL\nFirst notice of loss is taken by the intake team.",)]
+        ("FNOL\nFirst notice of loss is taken by the intake team.",)
+    ]
 
 
 def test_reimporting_the_same_input_changes_nothing(project: Project, tmp_path: Path) -> None:
@@ -80,7 +95,9 @@ def test_pairs_split_given_by_source_is_kept_and_forced_split_wins(project: Proj
     path.write_bytes(jsonl([{"query": "a", "positive": "pa", "split": "test"}, {"query": "b", "positive": "pb"}]))
     importing.import_pairs(project, path)
     assert rows(project, "SELECT q.text, p.split FROM pairs p JOIN queries q ON q.id = p.query_id ORDER BY 1")[0] == (
-        "a", "test")
+        "a",
+        "test",
+    )
     forced = tmp_path / "f.csv"
     forced.write_text("query,positive\nc,pc\n")
     importing.import_pairs(project, forced, split="dev")
@@ -105,8 +122,10 @@ def test_pair_passage_equal_to_a_corpus_passage_points_at_it(project: Project, t
     path = tmp_path / "p.jsonl"
     path.write_bytes(jsonl([{"query": "intake of a new claim", "positive": passage}]))
     importing.import_pairs(project, path)
-    assert rows(project, "SELECT p.chunk_id FROM pairs p JOIN queries q ON q.id = p.query_id "
-                         "WHERE q.text = 'intake of a new claim'") == [("d1",)]
+    assert rows(
+        project,
+        "SELECT p.chunk_id FROM pairs p JOIN queries q ON q.id = p.query_id WHERE q.text = 'intake of a new claim'",
+    ) == [("d1",)]
     assert status_counts(project.db)["documents"] == 2
 
 
@@ -117,7 +136,9 @@ def test_docs_folder_is_chunked_by_named_strategy(project: Project, tmp_path: Pa
     result = importing.import_docs(project, folder, "paragraph")
     assert result["added"]["documents"] == 2
     assert rows(project, "SELECT id, title, chunking FROM documents ORDER BY id") == [
-        ("claims/subro.md", "Subrogation", "paragraph"), ("notes.txt", "notes", "paragraph")]
+        ("claims/subro.md", "Subrogation", "paragraph"),
+        ("notes.txt", "notes", "paragraph"),
+    ]
     sql = "SELECT id FROM chunks WHERE doc_id = 'claims/subro.md' ORDER BY position"
     chunk_ids = [r[0] for r in rows(project, sql)]
     assert chunk_ids[0] == "claims/subro.md#paragraph-0"
@@ -126,8 +147,13 @@ def test_docs_folder_is_chunked_by_named_strategy(project: Project, tmp_path: Pa
 def test_gate_queries_with_judgments(project: Project, tmp_path: Path) -> None:
     importing.import_beir(project, write_tree(tmp_path / "beir", beir_files()))
     path = tmp_path / "gate.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in [{"text": "who reports claims", "relevant": ["d1"]},
-                                                       {"_id": "g2", "text": "unjudged"}]) + "\n")
+    path.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [{"text": "who reports claims", "relevant": ["d1"]}, {"_id": "g2", "text": "unjudged"}]
+        )
+        + "\n"
+    )
     importing.import_queries(project, path, "gate")
     counts = status_counts(project.db)
     assert counts["queries"]["gate"] == 2

@@ -87,7 +87,8 @@ BEIR_CASES = {
     ),
     "unknown split file": ({"qrels/holdout.tsv": QRELS.encode()}, r"qrels/holdout\.tsv: unknown split 'holdout'"),
     "json not an object": (
-        {"queries.jsonl": jsonl(QUERIES) + b"[1, 2]\n"}, r"queries\.jsonl:3: expected a JSON object"
+        {"queries.jsonl": jsonl(QUERIES) + b"[1, 2]\n"},
+        r"queries\.jsonl:3: expected a JSON object",
     ),
     "conflicting document": (
         {"corpus.jsonl": jsonl([{"_id": "d1", "text": "different text"}, CORPUS[1]])},
@@ -97,8 +98,7 @@ BEIR_CASES = {
 
 
 @pytest.mark.parametrize("case", list(BEIR_CASES))
-def test_bad_beir_input_names_file_line_field_and_writes_nothing(project: Project, tmp_path: Path,
-                                                                  case: str) -> None:
+def test_bad_beir_input_names_file_line_field_and_writes_nothing(project: Project, tmp_path: Path, case: str) -> None:
     overrides, expected = BEIR_CASES[case]
     # Valid new rows next to the bad one prove the whole import is rolled back, not just the bad line.
     extra_doc = {"_id": "d5", "text": "A brand new passage that must not be half-imported."}
@@ -114,14 +114,19 @@ def test_bad_beir_input_names_file_line_field_and_writes_nothing(project: Projec
 
 PAIRS_CASES = {
     "pairs.jsonl": (
-        b'{"query": "q", "positive": "p"}\n{"query": "no positive"}\n', r"pairs\.jsonl:2: field 'positive': missing"
+        b'{"query": "q", "positive": "p"}\n{"query": "no positive"}\n',
+        r"pairs\.jsonl:2: field 'positive': missing",
     ),
     "flag.jsonl": (b'{"query": "q", "pos": [], "neg": ["n"]}\n', r"flag\.jsonl:1: field 'pos': missing or empty list"),
-    "semi.csv": (b"query;positive\nq;p\n", r"semi\.csv:1: field 'query': header lacks column\(s\) query, positive "
-                 r"\(the header looks semicolon-separated; use commas\)"),
+    "semi.csv": (
+        b"query;positive\nq;p\n",
+        r"semi\.csv:1: field 'query': header lacks column\(s\) query, positive "
+        r"\(the header looks semicolon-separated; use commas\)",
+    ),
     "cells.csv": (b"query,positive\nq,p,extra\n", r"cells\.csv:2: expected 2 comma-separated cells, found 3"),
     "split.jsonl": (
-        b'{"query": "q", "positive": "p", "split": "validation"}\n', r"split\.jsonl:1: field 'split': unknown split"
+        b'{"query": "q", "positive": "p", "split": "validation"}\n',
+        r"split\.jsonl:1: field 'split': unknown split",
     ),
     "empty.csv": (b"query,positive\n,p\n", r"empty\.csv:2: field 'query': empty"),
 }
@@ -140,8 +145,9 @@ def test_bad_pairs_input(project: Project, tmp_path: Path, name: str) -> None:
 
 def test_queries_with_unknown_judgment_write_nothing(project: Project, tmp_path: Path) -> None:
     path = tmp_path / "gate.jsonl"
-    path.write_text(json.dumps({"text": "ok", "relevant": ["d1"]}) + "\n"
-                    + json.dumps({"text": "bad", "relevant": ["nope"]}) + "\n")
+    path.write_text(
+        json.dumps({"text": "ok", "relevant": ["d1"]}) + "\n" + json.dumps({"text": "bad", "relevant": ["nope"]}) + "\n"
+    )
     before = dump(project)
     with pytest.raises(InputError, match=r"gate\.jsonl:2: field 'relevant': unknown document or chunk 'nope'"):
         importing.import_queries(project, path, "gate")
@@ -155,4 +161,7 @@ def test_many_problems_are_reported_together(project: Project, tmp_path: Path) -
         importing.import_beir(project, folder)
     lines = [str(p) for p in info.value.problems]
     assert [line.split(": ", 1)[0].rsplit("/", 1)[-1] for line in lines[:3]] == [
-        "corpus.jsonl:1", "corpus.jsonl:2", "corpus.jsonl:3"]
+        "corpus.jsonl:1",
+        "corpus.jsonl:2",
+        "corpus.jsonl:3",
+    ]

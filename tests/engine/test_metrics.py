@@ -134,9 +134,7 @@ def test_nothing_relevant_retrieved_scores_zero(ranked: list[str]) -> None:
 def test_repeated_ids_count_once_at_their_first_rank() -> None:
     ranked, relevant = ["b", "b", "a", "d"], {"b", "d"}
     # deduplicated: [b, a, d]
-    assert recall_at_k(ranked, relevant, 2) == pytest.approx(
-        1 / 2
-    )  # top-2 = [b, a], not [b, b] counted twice
+    assert recall_at_k(ranked, relevant, 2) == pytest.approx(1 / 2)  # top-2 = [b, a], not [b, b] counted twice
     assert precision_at_k(ranked, relevant, 3) == pytest.approx(2 / 3)  # top-3 = [b, a, d]
     assert average_precision_at_k(ranked, relevant, 10) == pytest.approx((1 / 1 + 2 / 3) / 2)
     assert first_relevant_rank(["a", "a", "b"], relevant) == 2
@@ -374,10 +372,7 @@ def _rank(query_vecs: np.ndarray, doc_vecs: np.ndarray, doc_ids: list[str]) -> l
     """Cosine ranking as (id, score), ties broken by ascending document id (sentence-transformers' order)."""
     q = query_vecs / np.linalg.norm(query_vecs, axis=1, keepdims=True)
     d = doc_vecs / np.linalg.norm(doc_vecs, axis=1, keepdims=True)
-    return [
-        sorted(zip(doc_ids, row.tolist(), strict=True), key=lambda pair: (-pair[1], pair[0]))
-        for row in q @ d.T
-    ]
+    return [sorted(zip(doc_ids, row.tolist(), strict=True), key=lambda pair: (-pair[1], pair[0])) for row in q @ d.T]
 
 
 def _ambiguous(ranked: list[tuple[str, float]], relevant: set[str]) -> bool:

@@ -22,9 +22,21 @@ from tests.projects import TERMS, make_project
 # The tiny random-weight embedder ranks positives low, so the default window (ranks 10-50) and margin leave
 # nothing on a 40-document corpus; these settings make every query get candidates.
 OPEN_WINDOW = {"range_min": 0, "range_max": 20, "relative_margin": None}
-CONTRACT_KEYS = {"run_id", "pairs", "queries", "negatives_added", "negatives_selected", "skipped_false_negative",
-                 "excluded_relevant_document", "excluded_reviewed", "short", "miner", "settings", "embedding_cache",
-                 "seconds"}
+CONTRACT_KEYS = {
+    "run_id",
+    "pairs",
+    "queries",
+    "negatives_added",
+    "negatives_selected",
+    "skipped_false_negative",
+    "excluded_relevant_document",
+    "excluded_reviewed",
+    "short",
+    "miner",
+    "settings",
+    "embedding_cache",
+    "seconds",
+}
 
 
 def with_mining(project: Project, **settings: object) -> Project:
@@ -36,8 +48,9 @@ def with_mining(project: Project, **settings: object) -> Project:
 
 
 def relevant_docs(project: Project) -> dict[str, set[str]]:
-    rows = project.db.execute("SELECT p.query_id, c.doc_id FROM pairs p JOIN chunks c ON c.id = p.chunk_id "
-                              "WHERE p.label != 'rejected'")
+    rows = project.db.execute(
+        "SELECT p.query_id, c.doc_id FROM pairs p JOIN chunks c ON c.id = p.chunk_id WHERE p.label != 'rejected'"
+    )
     out: dict[str, set[str]] = {}
     for qid, doc in rows:
         out.setdefault(qid, set()).add(doc)
@@ -51,8 +64,9 @@ def test_mining_stores_scored_negatives_with_their_settings(tmp_path: Path, tiny
     assert (summary["pairs"], summary["queries"]) == (80, 80)
     stored = all_negatives(project.db)
     assert summary["negatives_added"] == summary["negatives_selected"] == len(stored) > 0
-    assert summary["short"] == sum(1 for q in {p.query_id for p in mining_pairs(project.db)}
-                                   if sum(r["query_id"] == q for r in stored) < 3)
+    assert summary["short"] == sum(
+        1 for q in {p.query_id for p in mining_pairs(project.db)} if sum(r["query_id"] == q for r in stored) < 3
+    )
     relevant = relevant_docs(project)
     rows = project.db.execute("SELECT miner, settings_json, score, positive_score FROM negatives").fetchall()
     for row in stored:
@@ -61,8 +75,17 @@ def test_mining_stores_scored_negatives_with_their_settings(tmp_path: Path, tiny
     for _, settings_json, score, positive_score in rows:
         settings = json.loads(settings_json)
         assert settings == summary["settings"]
-        assert {"range_min", "range_max", "relative_margin", "absolute_margin", "num_negatives", "sampling",
-                "max_seq_length", "seed", "cross_encoder"} <= set(settings)
+        assert {
+            "range_min",
+            "range_max",
+            "relative_margin",
+            "absolute_margin",
+            "num_negatives",
+            "sampling",
+            "max_seq_length",
+            "seed",
+            "cross_encoder",
+        } <= set(settings)
         assert -1.0 <= score <= 1.0
         assert positive_score is not None
     per_query: dict[str, int] = {}
@@ -75,8 +98,9 @@ def test_mining_stores_scored_negatives_with_their_settings(tmp_path: Path, tiny
 
 
 def test_top_sampling_keeps_the_best_of_the_rank_window(tmp_path: Path, tiny_embedder_path: Path) -> None:
-    project = with_mining(make_project(tmp_path, tiny_embedder_path), range_min=2, range_max=20,
-                          relative_margin=None, rescore="never")
+    project = with_mining(
+        make_project(tmp_path, tiny_embedder_path), range_min=2, range_max=20, relative_margin=None, rescore="never"
+    )
     mine_negatives(project)
     from engine.embedding import open_encoder
     from engine.store.corpus import retrieval_chunks
@@ -94,15 +118,16 @@ def test_top_sampling_keeps_the_best_of_the_rank_window(tmp_path: Path, tiny_emb
 
 
 def test_rerun_with_the_same_settings_adds_nothing_and_encodes_nothing(
-        tmp_path: Path, tiny_embedder_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    project = with_mining(make_project(tmp_path, tiny_embedder_path), **OPEN_WINDOW, sampling="random",
-                          rescore="never")
+    tmp_path: Path, tiny_embedder_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = with_mining(make_project(tmp_path, tiny_embedder_path), **OPEN_WINDOW, sampling="random", rescore="never")
     first = mine_negatives(project)
     before = all_negatives(project.db)
     encoded: list[int] = []
     original = Encoder._encode_block
-    monkeypatch.setattr(Encoder, "_encode_block",
-                        lambda self, texts, role: encoded.append(len(texts)) or original(self, texts, role))
+    monkeypatch.setattr(
+        Encoder, "_encode_block", lambda self, texts, role: encoded.append(len(texts)) or original(self, texts, role)
+    )
     second = mine_negatives(project)
     assert encoded == []  # corpus and queries came from the embedding cache
     assert second["embedding_cache"] is True  # ... and the library read them instead of encoding again
@@ -113,7 +138,8 @@ def test_rerun_with_the_same_settings_adds_nothing_and_encodes_nothing(
 
 
 def test_without_the_cache_handover_the_library_encodes_the_texts_itself(
-        tmp_path: Path, tiny_embedder_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, tiny_embedder_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     handed = with_mining(make_project(tmp_path / "a", tiny_embedder_path), **OPEN_WINDOW, rescore="never")
     expected = mine_negatives(handed)
     assert expected["embedding_cache"] is True
@@ -124,7 +150,8 @@ def test_without_the_cache_handover_the_library_encodes_the_texts_itself(
     assert summary["embedding_cache"] is False
     assert summary["negatives_added"] == expected["negatives_added"]
     assert [(r["query_id"], r["chunk_id"]) for r in all_negatives(fallback.db)] == [
-        (r["query_id"], r["chunk_id"]) for r in all_negatives(handed.db)]
+        (r["query_id"], r["chunk_id"]) for r in all_negatives(handed.db)
+    ]
 
 
 def write_docs_project(tmp_path: Path, embedder: Path, n_docs: int = 12) -> Project:
@@ -135,13 +162,16 @@ def write_docs_project(tmp_path: Path, embedder: Path, n_docs: int = 12) -> Proj
     (root / "project.yaml").write_text(
         f"name: docs\nbase_model: {embedder}\nchunking:\n  default: para\n  strategies:\n"
         "    para: {kind: paragraph, max_words: 8}\n"
-        "mining:\n  range_min: 0\n  range_max: 30\n  relative_margin: null\n  rescore: never\n")
+        "mining:\n  range_min: 0\n  range_max: 30\n  relative_margin: null\n  rescore: never\n"
+    )
     docs = tmp_path / "docs"
     docs.mkdir()
     queries = []
     for i, term in enumerate(TERMS[:n_docs]):
-        (docs / f"d{i:02d}.txt").write_text(f"The {term} rule applies at stage {i}.\n\nHandlers check {term} "
-                                            f"before paying.\n\nAsk the lead about {term} exceptions.\n")
+        (docs / f"d{i:02d}.txt").write_text(
+            f"The {term} rule applies at stage {i}.\n\nHandlers check {term} "
+            f"before paying.\n\nAsk the lead about {term} exceptions.\n"
+        )
         queries.append({"_id": f"tr-{i:02d}", "text": f"how is {term} handled", "relevant": [f"d{i:02d}.txt"]})
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
     project = open_project(root)
@@ -156,8 +186,10 @@ def test_no_chunk_of_a_relevant_document_is_ever_a_negative(tmp_path: Path, tiny
     db = project.db
     # a judgment in another split and a negative review marked false count as relevant too; a rejected pair not
     db.execute("INSERT INTO pairs (query_id, chunk_id, split, source) VALUES ('tr-00', 'd01.txt#para-0', 'test', 't')")
-    db.execute("INSERT INTO negatives (query_id, chunk_id, miner, label) "
-               "VALUES ('tr-02', 'd03.txt#para-1', 'other', 'false_negative')")
+    db.execute(
+        "INSERT INTO negatives (query_id, chunk_id, miner, label) "
+        "VALUES ('tr-02', 'd03.txt#para-1', 'other', 'false_negative')"
+    )
     summary = mine_negatives(project)
     # the library removes only the positive chunk; its two siblings rank near the top and are taken out here
     assert summary["excluded_relevant_document"] > 0
@@ -171,7 +203,8 @@ def test_no_chunk_of_a_relevant_document_is_ever_a_negative(tmp_path: Path, tiny
 
 
 def test_chunks_rejected_in_review_or_stored_by_another_miner_are_skipped(
-        tmp_path: Path, tiny_embedder_path: Path) -> None:
+    tmp_path: Path, tiny_embedder_path: Path
+) -> None:
     project = with_mining(make_project(tmp_path, tiny_embedder_path), **OPEN_WINDOW, rescore="never")
     first = mine_negatives(project)
     query = "tr-d05-0"
@@ -197,8 +230,12 @@ def project_with_copies(tmp_path: Path, embedder: Path, reranker: Path | None, r
     beir = tmp_path / "copies"
     (beir / "qrels").mkdir(parents=True)
     rows = [json.loads(line) for line in (tmp_path / "beir" / "corpus.jsonl").read_text().splitlines()]
-    (beir / "corpus.jsonl").write_text("".join(json.dumps({
-        "_id": f"copy-{r['_id']}", "title": r["title"], "text": r["text"].replace(" ", "  ", 1)}) + "\n" for r in rows))
+    (beir / "corpus.jsonl").write_text(
+        "".join(
+            json.dumps({"_id": f"copy-{r['_id']}", "title": r["title"], "text": r["text"].replace(" ", "  ", 1)}) + "\n"
+            for r in rows
+        )
+    )
     (beir / "queries.jsonl").write_text(json.dumps({"_id": "g-copy", "text": "an unrelated general query"}) + "\n")
     (beir / "qrels" / "general.tsv").write_text("query-id\tcorpus-id\tscore\ng-copy\tcopy-d00\t1\n")
     importing.import_beir(project, beir)
@@ -210,7 +247,8 @@ def own_copies(project: Project) -> list[dict[str, object]]:
 
 
 def test_cross_encoder_drops_candidates_scored_as_high_as_the_positive(
-        tmp_path: Path, tiny_embedder_path: Path, tiny_cross_encoder_path: Path) -> None:
+    tmp_path: Path, tiny_embedder_path: Path, tiny_cross_encoder_path: Path
+) -> None:
     plain = project_with_copies(tmp_path / "a", tiny_embedder_path, None, "never")
     summary = mine_negatives(plain)
     # without the check (and with no margin) a query's copy ties with its positive: kept when it is in the top 3
@@ -243,7 +281,8 @@ def test_cross_encoder_drops_candidates_scored_as_high_as_the_positive(
 
 
 def test_trained_reranker_is_used_when_yaml_names_none(
-        tmp_path: Path, tiny_embedder_path: Path, tiny_cross_encoder_path: Path) -> None:
+    tmp_path: Path, tiny_embedder_path: Path, tiny_cross_encoder_path: Path
+) -> None:
     project = with_mining(make_project(tmp_path, tiny_embedder_path, n_docs=8), **OPEN_WINDOW)
     # stands in for `embtune reranker train` (tested in test_gate): a finished reranker run with a model
     run_id = runs.create_run(project.db, "reranker", {})
@@ -313,8 +352,10 @@ def test_mining_defaults_follow_nv_retriever(tmp_path: Path) -> None:
         ("mining:\n  rescore: off\n", r"project\.yaml:2: 'mining\.rescore' must be a non-empty string, got False"),
         ("mining:\n  rescore: sometimes\n", r"project\.yaml:2: 'mining\.rescore' must be one of auto, always"),
         ("mining:\n  sampling: best\n", r"project\.yaml:2: 'mining\.sampling' must be one of top, random"),
-        ("mining:\n  range_min: 10\n  range_max: 11\n",
-         r"project\.yaml:3: 'mining\.range_max' \(11\) must leave at least mining\.num_negatives \(3\)"),
+        (
+            "mining:\n  range_min: 10\n  range_max: 11\n",
+            r"project\.yaml:3: 'mining\.range_max' \(11\) must leave at least mining\.num_negatives \(3\)",
+        ),
         ("mining:\n  relative_margin: 1.5\n", r"project\.yaml:2: 'mining\.relative_margin' must be in \[0, 1\)"),
         ("mining:\n  num_negatives: 0\n", r"project\.yaml:2: 'mining\.num_negatives' must be a positive integer"),
         ("mining:\n  margin: 0.1\n", r"project\.yaml:2: unknown key 'mining\.margin'"),

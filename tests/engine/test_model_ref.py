@@ -48,8 +48,9 @@ def test_unfinished_or_unknown_runs_are_refused_with_the_reason(project: Project
         resolve_ref(project, "99")
 
 
-def test_a_local_folder_is_taken_as_is_and_a_missing_one_is_an_error(project: Project,
-                                                                     tiny_embedder_path: Path) -> None:
+def test_a_local_folder_is_taken_as_is_and_a_missing_one_is_an_error(
+    project: Project, tiny_embedder_path: Path
+) -> None:
     assert resolve_ref(project, str(tiny_embedder_path)).spec == str(tiny_embedder_path)
     with pytest.raises(ModelRefError, match="neither 'base', a run id, nor a model folder"):
         resolve_ref(project, "no/such/model")

@@ -125,10 +125,7 @@ def test_a_missing_id_names_every_place_looked(tmp_path: Path, empty_hf_cache: P
         "  - as a pip-packaged model: module gt_made_up_model_v9 "
         "(not installed; a package `gt-made-up-model-v9` would provide it)"
     )
-    assert (
-        lines[3]
-        == f"  - in the Hugging Face cache {empty_hf_cache}: no snapshot of no-such-org/made-up-model-v9"
-    )
+    assert lines[3] == f"  - in the Hugging Face cache {empty_hf_cache}: no snapshot of no-such-org/made-up-model-v9"
     assert "base_model" in lines[4]
 
 
@@ -140,18 +137,14 @@ def test_a_missing_path_is_not_looked_up_as_an_id(tmp_path: Path) -> None:
     assert "pip-packaged model: module" not in message
 
 
-def test_resolves_from_a_local_hf_cache(
-    tiny_embedder_path: Path, tmp_path: Path, empty_hf_cache: Path
-) -> None:
+def test_resolves_from_a_local_hf_cache(tiny_embedder_path: Path, tmp_path: Path, empty_hf_cache: Path) -> None:
     snapshot = _fake_hf_cache(empty_hf_cache, "tiny-org/tiny-embedder", tiny_embedder_path)
     resolved = resolve_model("tiny-org/tiny-embedder", base_dir=tmp_path)
     assert resolved.source == "hf_cache"
     assert resolved.path.resolve() == snapshot.resolve()
 
 
-def test_hf_cache_env_vars_are_honoured_when_set_before_start(
-    tiny_embedder_path: Path, tmp_path: Path
-) -> None:
+def test_hf_cache_env_vars_are_honoured_when_set_before_start(tiny_embedder_path: Path, tmp_path: Path) -> None:
     """The real thing, in a fresh interpreter: HF_HOME set before huggingface_hub is imported."""
     _fake_hf_cache(tmp_path / "hf_home" / "hub", "tiny-org/tiny-embedder", tiny_embedder_path)
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE")}
@@ -173,9 +166,7 @@ def test_hf_cache_env_vars_are_honoured_when_set_before_start(
 # --- model_fingerprint ------------------------------------------------------------------------------------
 
 
-def test_fingerprint_is_stable_for_a_copy_and_ignores_hidden_folders(
-    tiny_embedder_path: Path, tmp_path: Path
-) -> None:
+def test_fingerprint_is_stable_for_a_copy_and_ignores_hidden_folders(tiny_embedder_path: Path, tmp_path: Path) -> None:
     original = model_fingerprint(tiny_embedder_path)
     assert len(original) == 16
     assert int(original, 16) >= 0
@@ -245,9 +236,7 @@ def test_load_embedder_passes_offline_and_remote_code_flags(
     import sentence_transformers
 
     seen: dict[str, object] = {}
-    monkeypatch.setattr(
-        sentence_transformers, "SentenceTransformer", lambda path, **kw: seen.update(kw, path=path)
-    )
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", lambda path, **kw: seen.update(kw, path=path))
     load_embedder(str(tiny_embedder_path), device="cpu")
     assert seen == {
         "path": str(tiny_embedder_path.resolve()),
@@ -276,7 +265,5 @@ def test_import_is_light() -> None:
         f"print([m for m in {heavy!r} if m in sys.modules], os.environ['HF_HUB_OFFLINE'])"
     )
     env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=env
-    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=env)
     assert out.stdout.split() == ["[]", "1"]

@@ -15,8 +15,21 @@ from engine.store.migrations import migrations
 def test_migrates_an_empty_database_to_the_latest_schema(tmp_path: Path) -> None:
     db = open_db(tmp_path / "p.db")
     assert schema_version(db) == [m.name for m in migrations._migrations]
-    expected = {"texts", "documents", "chunks", "queries", "pairs", "negatives", "review_events", "runs",
-                "metrics", "job_events", "indexes", "imports", "embedding_cache"}
+    expected = {
+        "texts",
+        "documents",
+        "chunks",
+        "queries",
+        "pairs",
+        "negatives",
+        "review_events",
+        "runs",
+        "metrics",
+        "job_events",
+        "indexes",
+        "imports",
+        "embedding_cache",
+    }
     assert expected <= set(db.table_names())
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -54,6 +67,7 @@ def test_constraints_reject_bad_rows(tmp_path: Path) -> None:
 
 def test_write_rolls_back_everything_on_error(tmp_path: Path) -> None:
     db = open_db(tmp_path / "p.db")
+
     def failing_import() -> None:
         with write(db):
             db.execute("INSERT INTO texts VALUES ('h1', 'a')")

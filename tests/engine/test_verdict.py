@@ -28,8 +28,12 @@ class FakeArm:
 
 
 def arms(base: float, rerank: float, expansion: float = 0.0, chunking: float = 0.0) -> list[FakeArm]:
-    return [FakeArm("base", base), FakeArm("rerank", rerank), FakeArm("expansion", expansion or base),
-            FakeArm("chunking:paragraph", chunking or base)]
+    return [
+        FakeArm("base", base),
+        FakeArm("rerank", rerank),
+        FakeArm("expansion", expansion or base),
+        FakeArm("chunking:paragraph", chunking or base),
+    ]
 
 
 def test_reranking_above_stop_threshold_stops() -> None:
@@ -88,22 +92,34 @@ def test_few_gate_queries_warn() -> None:
 
 
 def test_a_reranker_weaker_than_the_base_order_does_not_license_fine_tuning() -> None:
-    weak = [FakeArm("base", 0.6), FakeArm("rerank", 0.3, wins=["q1"], losses=[f"q{i}" for i in range(2, 12)]),
-            FakeArm("expansion", 0.62), FakeArm("chunking:paragraph", 0.61)]
+    weak = [
+        FakeArm("base", 0.6),
+        FakeArm("rerank", 0.3, wins=["q1"], losses=[f"q{i}" for i in range(2, 12)]),
+        FakeArm("expansion", 0.62),
+        FakeArm("chunking:paragraph", 0.61),
+    ]
     verdict, reasons = decide(weak, {}, GATE, pairs=5000, n_queries=40)
     assert verdict == "INCOMPLETE"
     assert any("loses 10 queries and wins 1" in r and "stronger local cross-encoder" in r for r in reasons)
 
 
 def test_a_reranker_that_loses_a_few_queries_still_counts() -> None:
-    mixed = [FakeArm("base", 0.6), FakeArm("rerank", 0.55, wins=["q1", "q2"], losses=["q3", "q4", "q5"]),
-             FakeArm("expansion", 0.62), FakeArm("chunking:paragraph", 0.61)]
+    mixed = [
+        FakeArm("base", 0.6),
+        FakeArm("rerank", 0.55, wins=["q1", "q2"], losses=["q3", "q4", "q5"]),
+        FakeArm("expansion", 0.62),
+        FakeArm("chunking:paragraph", 0.61),
+    ]
     assert decide(mixed, {}, GATE, pairs=5000, n_queries=40)[0] == "FINE_TUNE"
 
 
 def test_a_weak_reranker_is_named_in_a_grey_verdict_too() -> None:
-    grey = [FakeArm("base", 0.72), FakeArm("rerank", 0.3, losses=["q1", "q2", "q3"]), FakeArm("expansion", 0.75),
-            FakeArm("chunking:paragraph", 0.7)]
+    grey = [
+        FakeArm("base", 0.72),
+        FakeArm("rerank", 0.3, losses=["q1", "q2", "q3"]),
+        FakeArm("expansion", 0.75),
+        FakeArm("chunking:paragraph", 0.7),
+    ]
     verdict, reasons = decide(grey, {}, GATE, pairs=5000, n_queries=40)
     assert verdict == "GREY"
     assert any("weaker than no re-ranking" in r for r in reasons)

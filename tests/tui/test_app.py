@@ -186,8 +186,15 @@ async def test_palette_offers_the_screens_actions_once_each(root: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         titles = [command.title for command in palette_commands(app.screen)]
-        assert sorted(titles) == ["Gate", "Help", "Import data", "Mine & check", "Quit", "Refresh counts",
-                                  "Review pairs"]
+        assert sorted(titles) == [
+            "Gate",
+            "Help",
+            "Import data",
+            "Mine & check",
+            "Quit",
+            "Refresh counts",
+            "Review pairs",
+        ]
         await pilot.press("ctrl+p")
         await pilot.press(*"help")
         await pilot.pause(0.3)  # the palette searches its providers in the background

@@ -71,8 +71,10 @@ def test_values_outside_0_1_are_clipped(value: float, low: float, high: float) -
 
 
 def test_chart_scales_to_the_width_and_drops_the_interval_figures_when_narrow() -> None:
-    arms = [ChartArm("base", 0.5, 0.3, 0.7, 0, 0),
-            ChartArm("rerank", 0.9, 0.8, 1.0, 4, 1, "project.yaml reranker: /models/ce")]
+    arms = [
+        ChartArm("base", 0.5, 0.3, 0.7, 0, 0),
+        ChartArm("rerank", 0.9, 0.8, 1.0, 4, 1, "project.yaml reranker: /models/ce"),
+    ]
     wide, narrow = chart(arms, 116, THRESHOLDS, 5), chart(arms, 76, THRESHOLDS, 5)
     assert layout(arms, 116).track > layout(arms, 76).track >= 10
     for lines, width in ((wide, 116), (narrow, 76)):
@@ -117,8 +119,9 @@ def test_rank_columns_sort_best_first_with_not_found_last() -> None:
 
 
 def test_marks_follow_the_reports_wins_and_losses() -> None:
-    changes = Changes.from_arms([{"name": "base", "wins": [], "losses": []},
-                                 {"name": "hybrid", "wins": ["q1"], "losses": ["q2"]}])
+    changes = Changes.from_arms(
+        [{"name": "base", "wins": [], "losses": []}, {"name": "hybrid", "wins": ["q1"], "losses": ["q2"]}]
+    )
     assert (changes.mark("hybrid", "q1"), changes.mark("hybrid", "q2"), changes.mark("hybrid", "q3")) == (WIN, LOSS, "")
     assert changes.differs("q1")
     assert not changes.differs("q3")

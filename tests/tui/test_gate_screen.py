@@ -98,7 +98,8 @@ def cell(table: QueryTable, row: str, column: str) -> str:
 
 
 async def test_empty_state_then_r_runs_the_gate_and_shows_the_stored_result(
-        fresh_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     measured, release = threading.Event(), threading.Event()
     original = engine.gate._report
 
@@ -272,7 +273,8 @@ async def test_a_gate_that_cannot_run_says_why(tmp_path: Path, tiny_embedder_pat
 
 
 async def test_cancel_asks_first_and_records_the_run_as_cancelled(
-        fresh_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     gate_started = threading.Event()
     original = engine.gate.open_encoder
 

@@ -303,9 +303,10 @@ async def test_tab_triages_negatives_closest_first_and_n_makes_a_positive_pair(r
         await settle(pilot)
         assert [r.id for r in screen.queue.rows] == [negatives[i] for i in (2, 3, 0, 1)]
         drawn = [screen.queue.render_line(y).text for y in range(4)]  # not the pairs' lines of the same ids
-        assert [line[:17] for line in drawn] == [f" ·{n:>7} Δ{m}" for n, m in
-                                                 zip((negatives[i] for i in (2, 3, 0, 1)),
-                                                     ("+0.010", "+0.200", "+0.300", "  —   "), strict=True)]
+        assert [line[:17] for line in drawn] == [
+            f" ·{n:>7} Δ{m}"
+            for n, m in zip((negatives[i] for i in (2, 3, 0, 1)), ("+0.010", "+0.200", "+0.300", "  —   "), strict=True)
+        ]
         assert shown(screen) == ("negative", negatives[2])
         assert screen.query_one("#item-negative").display
         assert "score 0.500" in str(screen.query_one("#item-negative").border_title)

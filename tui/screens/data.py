@@ -38,8 +38,9 @@ class DataView:
 def load_view(project: Project) -> DataView:
     latest = runs.latest_result(project.db, "mine")
     if latest is None:
-        mining = "No hard negatives mined yet. Press r to mine them with the base model (settings: mining: in " \
-                 "project.yaml)."
+        mining = (
+            "No hard negatives mined yet. Press r to mine them with the base model (settings: mining: in project.yaml)."
+        )
     else:
         from engine.mining import render_summary  # numpy: only once there is a summary to show
 
@@ -92,8 +93,13 @@ class DataScreen(Screen[None]):
     DataScreen #data-message.-error { color: $text-error; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "mine", "Mine negatives", tooltip="Mine hard negatives for the train pairs (background)",
-                id="data-mine"),
+        Binding(
+            "r",
+            "mine",
+            "Mine negatives",
+            tooltip="Mine hard negatives for the train pairs (background)",
+            id="data-mine",
+        ),
         Binding("c", "cancel", "Cancel", tooltip="Stop the running mining (asks first)", id="data-cancel"),
         Binding("k", "recheck", "Re-check", tooltip="Run the data checks again", id="data-recheck"),
         Binding("escape", "back", "Back", tooltip="Back to home (while mining: cancel it first)", id="data-back"),
@@ -197,8 +203,10 @@ class DataScreen(Screen[None]):
         self.query_one("#data-progress").display = False
         if state == WorkerState.SUCCESS:
             summary = event.worker.result
-            self.notify(f"{summary['negatives_added']:,} negatives added, {summary['short']:,} queries short",
-                        title="Mining finished")
+            self.notify(
+                f"{summary['negatives_added']:,} negatives added, {summary['short']:,} queries short",
+                title="Mining finished",
+            )
         elif isinstance(event.worker.error, InterruptedError):
             self._say("Mining cancelled: nothing was stored; the run is recorded as cancelled.")
         elif state == WorkerState.ERROR:
@@ -207,8 +215,9 @@ class DataScreen(Screen[None]):
 
     def action_cancel(self) -> None:
         if self.running:
-            self.app.push_screen(ConfirmScreen("Cancel the running mining?", "Nothing it found is kept."),
-                                 callback=self._confirmed)
+            self.app.push_screen(
+                ConfirmScreen("Cancel the running mining?", "Nothing it found is kept."), callback=self._confirmed
+            )
 
     def _confirmed(self, yes: bool | None) -> None:
         if yes and self.running:

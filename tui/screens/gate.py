@@ -50,8 +50,9 @@ class GateProgress(Message):
         return isinstance(message, GateProgress)
 
 
-def run_and_load(root: Path, progress: Callable[[str, int, int], None],
-                 cancelled: Callable[[], bool]) -> GateResult | None:
+def run_and_load(
+    root: Path, progress: Callable[[str, int, int], None], cancelled: Callable[[], bool]
+) -> GateResult | None:
     """Run the gate on a connection of its own: the session's one stays free for the screens meanwhile."""
     from engine.gate import run_gate  # numpy and the model libraries load only when a gate runs
 
@@ -66,9 +67,16 @@ def run_and_load(root: Path, progress: Callable[[str, int, int], None],
 def error_text(error: BaseException | None) -> str:
     """What went wrong, in the words of the engine's user errors; anything else also names its type."""
     # only modules already imported: the gate's own imports brought them in if they could raise
-    user_errors = tuple(getattr(sys.modules[m], name) for m, name in
-                        (("engine.gate", "GateError"), ("engine.models", "ModelNotFoundError"),
-                         ("engine.config", "ConfigError"), ("engine.project", "ProjectError")) if m in sys.modules)
+    user_errors = tuple(
+        getattr(sys.modules[m], name)
+        for m, name in (
+            ("engine.gate", "GateError"),
+            ("engine.models", "ModelNotFoundError"),
+            ("engine.config", "ConfigError"),
+            ("engine.project", "ProjectError"),
+        )
+        if m in sys.modules
+    )
     if isinstance(error, user_errors):
         return f"The gate cannot run: {error}"
     return f"The gate failed: {type(error).__name__}: {error}"
@@ -78,19 +86,29 @@ class GateScreen(Screen[None]):
     BINDING_GROUP_TITLE = "Gate"
     AUTO_FOCUS = ""  # nothing focused at first, so `?` opens on the gate's own keys; tab reaches the summary
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "run_gate", "Run gate", tooltip="Measure the base model and the cheaper fixes (minutes)",
-                id="gate-run"),
+        Binding(
+            "r", "run_gate", "Run gate", tooltip="Measure the base model and the cheaper fixes (minutes)", id="gate-run"
+        ),
         Binding("c", "cancel_gate", "Cancel", tooltip="Stop the running gate (asks first)", id="gate-cancel"),
         Binding("a", "show_arms", "Arms", tooltip="The arms chart and their metrics", id="gate-arms"),
-        Binding("d", "show_queries", "Queries", tooltip="Per-query drill-down: the rank under each arm",
-                id="gate-queries"),
+        Binding(
+            "d", "show_queries", "Queries", tooltip="Per-query drill-down: the rank under each arm", id="gate-queries"
+        ),
         Binding("s", "sort", "Sort", tooltip="Sort the drill-down by the next column", id="gate-sort"),
-        Binding("S", "reverse", "Reverse order", tooltip="Reverse the drill-down's order", show=False,
-                id="gate-reverse"),
-        Binding("enter", "open_query", "Query details", tooltip="The selected query in full, with its documents",
-                show=False, id="gate-open-query"),
-        Binding("escape", "back", "Back", tooltip="Back to home (while the gate runs: cancel it first)",
-                id="gate-back"),
+        Binding(
+            "S", "reverse", "Reverse order", tooltip="Reverse the drill-down's order", show=False, id="gate-reverse"
+        ),
+        Binding(
+            "enter",
+            "open_query",
+            "Query details",
+            tooltip="The selected query in full, with its documents",
+            show=False,
+            id="gate-open-query",
+        ),
+        Binding(
+            "escape", "back", "Back", tooltip="Back to home (while the gate runs: cancel it first)", id="gate-back"
+        ),
     ]
     running: reactive[bool] = reactive(False, bindings=True)
     result: reactive[GateResult | None] = reactive(None, bindings=True, init=False, always_update=True)
@@ -144,7 +162,8 @@ class GateScreen(Screen[None]):
         when = result.finished_at[:16].replace("T", " ")
         self.query_one("#gate-title", Label).update(
             f"Gate · run {result.run_id} · {result.report['n_queries']} gate queries · Recall@{result.k} · "
-            f"finished {when} UTC · base {result.report['settings'].get('base_model', '?')}")
+            f"finished {when} UTC · base {result.report['settings'].get('base_model', '?')}"
+        )
         self.query_one(GateSummary).show(result)
         self.query_one(ArmChart).show(result)
         self.query_one(MetricsTable).show(result)
@@ -156,8 +175,9 @@ class GateScreen(Screen[None]):
             return
         names = [arm["name"] for arm in result.arms]
         outcomes = sorted_outcomes(result.queries, self.sort_column, self.sort_reverse)
-        self.query_one(QueryTable).show(outcomes, names, Changes.from_arms(result.arms), self.sort_column,
-                                        self.sort_reverse)
+        self.query_one(QueryTable).show(
+            outcomes, names, Changes.from_arms(result.arms), self.sort_column, self.sort_reverse
+        )
 
     def _say(self, text: str, kind: str = "") -> None:
         message = self.query_one("#gate-message", Static)
@@ -235,8 +255,9 @@ class GateScreen(Screen[None]):
     def action_cancel_gate(self) -> None:
         if not self.running:
             return
-        self.app.push_screen(ConfirmScreen("Cancel the running gate?", "What it measured so far is not kept."),
-                             callback=self._confirmed)
+        self.app.push_screen(
+            ConfirmScreen("Cancel the running gate?", "What it measured so far is not kept."), callback=self._confirmed
+        )
 
     def _confirmed(self, yes: bool | None) -> None:
         if yes and self.running:

@@ -49,13 +49,10 @@ class QueryScreen(ModalScreen[None]):
             yield Label("Query", classes="section")
             yield Static(outcome.text or "(this query is no longer in the project)", id="query-text", markup=False)
             yield Label("Rank of the first expected document (— : not in the top 100)", classes="section")
-            yield Static("\n".join(rank_lines(outcome, self.arm_names, self.changes)), id="query-ranks",
-                         markup=False)
-            yield Label("Expected documents" if len(outcome.expected) > 1 else "Expected document",
-                        classes="section")
+            yield Static("\n".join(rank_lines(outcome, self.arm_names, self.changes)), id="query-ranks", markup=False)
+            yield Label("Expected documents" if len(outcome.expected) > 1 else "Expected document", classes="section")
             for i, (doc, title) in enumerate(zip(outcome.expected, outcome.titles, strict=True)):
-                yield Label(f"{title or '(untitled)'}  · {doc}", id=f"doc-title-{i}", classes="doc-title",
-                            markup=False)
+                yield Label(f"{title or '(untitled)'}  · {doc}", id=f"doc-title-{i}", classes="doc-title", markup=False)
                 yield Static("loading…", id=f"doc-text-{i}", classes="doc-text", markup=False)
             if not outcome.expected:
                 yield Static("no judged document: every judgment of this query was rejected or removed")

@@ -34,8 +34,13 @@ CHART_STYLES = {
     gate_chart.MUTED: "$text-muted",
     gate_chart.EMPTY: "",
 }
-METRICS = (("recall@1", "R@1"), ("recall@5", "R@5"), ("recall@10", "R@10"), ("mrr@10", "MRR@10"),
-           ("ndcg@10", "nDCG@10"))
+METRICS = (
+    ("recall@1", "R@1"),
+    ("recall@5", "R@5"),
+    ("recall@10", "R@10"),
+    ("mrr@10", "MRR@10"),
+    ("ndcg@10", "nDCG@10"),
+)
 
 
 def banner_text(verdict: str) -> str:
@@ -60,14 +65,22 @@ class GateSummary(Vertical):
             verdict.set_class(name == result.verdict, f"-{name.lower().replace('_', '-')}")
         self.query_one("#reasons", Static).update("\n".join(f"• {reason}" for reason in report["reasons"]))
         skipped = self.query_one("#skipped", Static)
-        skipped.update(Content("\n").join(
-            [Content.styled("Arms that could not run", "bold"),
-             *(Content.assemble(("✗ ", "$text-error"), (name, "bold"), f": {why}")
-               for name, why in report["skipped"].items())]))
+        skipped.update(
+            Content("\n").join(
+                [
+                    Content.styled("Arms that could not run", "bold"),
+                    *(
+                        Content.assemble(("✗ ", "$text-error"), (name, "bold"), f": {why}")
+                        for name, why in report["skipped"].items()
+                    ),
+                ]
+            )
+        )
         skipped.display = bool(report["skipped"])
         hints = self.query_one("#hints", Static)
-        hints.update(Content("\n").join(
-            [Content.styled("Hints", "bold"), *(Content(f"› {hint}") for hint in report["hints"])]))
+        hints.update(
+            Content("\n").join([Content.styled("Hints", "bold"), *(Content(f"› {hint}") for hint in report["hints"])])
+        )
         hints.display = bool(report["hints"])
 
 
@@ -111,16 +124,21 @@ class MetricsTable(DataTable[Any]):
         self.clear(columns=True)
         k = result.k
         metrics = [*METRICS, *([(f"recall@{k}", f"R@{k}")] if k not in (1, 5, 10) else [])]
-        self.add_columns("arm", *(label for _, label in metrics), f"R@{k} 95% CI", "wins", "losses", "re-ranker",
-                         "what it measures")
+        self.add_columns(
+            "arm", *(label for _, label in metrics), f"R@{k} 95% CI", "wins", "losses", "re-ranker", "what it measures"
+        )
         for arm in result.arms:
             low, high = arm[f"recall@{k}_ci"]
             base = arm["name"] == "base"
             self.add_row(
-                Text(arm["name"]), *(_number(arm[key]) for key, _ in metrics), Text(f"{low:.3f}–{high:.3f}"),
+                Text(arm["name"]),
+                *(_number(arm[key]) for key, _ in metrics),
+                Text(f"{low:.3f}–{high:.3f}"),
                 Text("" if base else str(len(arm["wins"])), justify="right"),
                 Text("" if base else str(len(arm["losses"])), justify="right"),
-                Text(arm.get("reranker") or ""), Text(arm.get("description", "")), key=arm["name"],
+                Text(arm.get("reranker") or ""),
+                Text(arm.get("description", "")),
+                key=arm["name"],
             )
 
 
@@ -132,8 +150,9 @@ class QueryTable(DataTable[Any]):
         self.zebra_stripes = True
         self.fixed_columns = 3  # marker, id and query stay in view while the arms scroll sideways
 
-    def show(self, outcomes: list[QueryOutcome], arm_names: list[str], changes: Changes, sort: str,
-             reverse: bool) -> None:
+    def show(
+        self, outcomes: list[QueryOutcome], arm_names: list[str], changes: Changes, sort: str, reverse: bool
+    ) -> None:
         kept = self.cursor_row_key()
         self.clear(columns=True)
         # the table may still be hidden in its tab (width 0): size the text columns from the terminal
@@ -141,8 +160,11 @@ class QueryTable(DataTable[Any]):
         expected_width = max(10, min(24, self.app.size.width // 8))
         arrow = " ↓" if not reverse else " ↑"
         self.add_column("±", key="±", width=1)
-        for key, label, width in (("id", "id", None), ("query", "query", query_width),
-                                  ("expected", "expected", expected_width)):
+        for key, label, width in (
+            ("id", "id", None),
+            ("query", "query", query_width),
+            ("expected", "expected", expected_width),
+        ):
             self.add_column(label + (arrow if sort == key else ""), key=key, width=width)
         for name in arm_names:
             self.add_column(short_arm(name) + (arrow if sort == name else ""), key=name)
@@ -158,8 +180,9 @@ class QueryTable(DataTable[Any]):
             ]
             for name in arm_names:
                 mark = changes.mark(name, outcome.id)
-                cells.append(Text(rank_text(outcome.ranks.get(name), mark), style=styles.get(mark, ""),
-                                  justify="right"))
+                cells.append(
+                    Text(rank_text(outcome.ranks.get(name), mark), style=styles.get(mark, ""), justify="right")
+                )
             self.add_row(*cells, key=outcome.id)
         if kept is not None and kept in self.rows:
             self.move_cursor(row=self.get_row_index(kept))

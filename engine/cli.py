@@ -50,6 +50,9 @@ def _lazy_user_errors() -> tuple[type[Exception], ...]:
         ("engine.models", "ModelNotFoundError"),
         ("engine.reranker", "RerankerError"),
         ("engine.mining", "MiningError"),
+        ("engine.training", "TrainingError"),
+        ("engine.jobs", "JobError"),
+        ("engine.model_ref", "ModelRefError"),
     )
     for module, name in lazy:
         if module in sys.modules:
@@ -398,3 +401,9 @@ def _summary_line(project: Project) -> str:
         f"Project now holds {c['documents']:,} documents, {c['chunks']:,} chunks, {c['pairs']:,} pairs; "
         f"queries: train {q['train']:,}, test {q['test']:,}, gate {q['gate']:,}, general {q['general']:,}"
     )
+
+
+# Each area registers its commands on `main` when imported.
+from engine import (  # noqa: E402
+    cli_train,  # noqa: F401
+)

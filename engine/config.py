@@ -70,6 +70,23 @@ class TrainingConfig:
     eval_steps: int = 100
     save_steps: int = 100
     precision: str = "auto"
+    # Stop after this many optimizer steps (null: epochs decide).
+    max_steps: int | None = None
+    # Dev slice carved from the TRAIN split, by document, for checkpoint selection (dev nDCG@10; the test split
+    # is never used for that). 0 turns evaluation off and keeps the last step.
+    dev_fraction: float = 0.1
+    dev_max_queries: int = 200
+    # Fewer dev queries than this: no dev slice, every row trains and the last step is kept (a small dev slice's
+    # nDCG is too noisy to pick checkpoints with).
+    dev_min_queries: int = 200
+    # Passages the dev evaluation ranks (dev positives + seeded distractors): bounds each evaluation's cost.
+    dev_corpus_max: int = 1000
+    # Train on (query, positive, mined negative) triplets when `embtune mine` found negatives.
+    hard_negatives: bool = True
+    # cached_mnrl: rows per forward pass (memory), independent of batch_size (the in-batch negatives).
+    mini_batch_size: int = 32
+    # matryoshka: embedding sizes trained to work truncated (null: full, 1/2, 1/4, 1/8 of the model's).
+    matryoshka_dims: list[int] | None = None
 
 
 @dataclass
@@ -258,6 +275,7 @@ def _check_values(config: ProjectConfig, path: Path, lines: dict[str, int]) -> N
         fail("training.loss", f"must be one of {', '.join(LOSSES)}, got {training.loss!r}")
     if training.precision not in PRECISIONS:
         fail("training.precision", f"must be one of {', '.join(PRECISIONS)}, got {training.precision!r}")
+    _check_training(training, fail)
     if not 0.0 <= data.test_fraction < 1.0:
         fail("data.test_fraction", f"must be in [0, 1), got {data.test_fraction}")
     for name, spec in config.chunking.strategies.items():
@@ -294,3 +312,21 @@ def _check_mining(mining: MiningConfig, fail: typing.Callable[[str, str], None])
         fail("mining.sampling", f"must be one of {', '.join(SAMPLING)}, got {mining.sampling!r}")
     if mining.rescore not in RESCORE:
         fail("mining.rescore", f"must be one of {', '.join(RESCORE)}, got {mining.rescore!r}")
+
+
+def _check_training(training: TrainingConfig, fail: typing.Callable[[str, str], None]) -> None:
+    if training.max_steps is not None and training.max_steps < 1:
+        fail("training.max_steps", f"must be a positive integer or null, got {training.max_steps}")
+    if not 0.0 <= training.dev_fraction < 0.5:
+        fail("training.dev_fraction", f"must be in [0, 0.5), got {training.dev_fraction}")
+    for key, value in (
+        ("training.dev_max_queries", training.dev_max_queries),
+        ("training.dev_corpus_max", training.dev_corpus_max),
+        ("training.dev_min_queries", training.dev_min_queries),
+        ("training.mini_batch_size", training.mini_batch_size),
+    ):
+        if value < 1:
+            fail(key, f"must be a positive integer, got {value}")
+    dims = training.matryoshka_dims
+    if dims is not None and (not dims or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in dims)):
+        fail("training.matryoshka_dims", f"must be a non-empty list of positive integers or null, got {dims!r}")

@@ -194,6 +194,7 @@ async def test_palette_offers_the_screens_actions_once_each(root: Path) -> None:
             "Quit",
             "Refresh counts",
             "Review pairs",
+            "Train",
         ]
         await pilot.press("ctrl+p")
         await pilot.press(*"help")

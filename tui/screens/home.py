@@ -161,6 +161,7 @@ class HomeScreen(Screen[None]):
             tooltip="Data checks before training; mine hard negatives",
             id="data",
         ),
+        Binding("t", "train", "Train", tooltip="Fine-tune in the background: live loss, cancel, resume", id="train"),
         Binding("q", "app.quit", "Quit", tooltip="Leave embtune", id="quit-home"),
     ]
 
@@ -193,6 +194,11 @@ class HomeScreen(Screen[None]):
 
     def action_data(self) -> None:
         self.app.push_screen(DataScreen(self.session), callback=lambda _: self.action_refresh_counts())
+
+    def action_train(self) -> None:
+        from tui.screens.train import TrainScreen
+
+        self.app.push_screen(TrainScreen(self.session), callback=lambda _: self.action_refresh_counts())
 
     def action_review(self) -> None:
         self.app.push_screen(ReviewScreen(self.session), callback=lambda _: self.action_refresh_counts())

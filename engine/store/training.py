@@ -1,0 +1,209 @@
+"""Training runs in the store: the queued row a launcher creates, the worker's heartbeat, batched metrics and
+events, checkpoints, cancel requests, and the listing `embtune runs` and the Train screen read.
+
+An interrupted run (its worker died: pid gone or heartbeat stale) keeps the schema's status 'failed' with an
+error starting 'interrupted', so the runs CHECK needs no table rebuild; readers show it as 'interrupted'.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from engine.store._sqlite_utils import Database
+from engine.store.db import write
+
+NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+INTERRUPTED = "interrupted"
+TRAIN_KIND = "train"
+
+MetricRow = tuple[str, str, int, float]  # (key, split, step, value)
+
+
+def create_queued_run(db: Database, config: dict[str, Any], parent_id: int | None = None) -> int:
+    """A 'train' run waiting for its worker: the id exists before the detached process starts."""
+    with write(db):
+        cursor = db.execute(
+            "INSERT INTO runs (kind, status, config_json, parent_id) VALUES (?, 'queued', ?, ?)",
+            [TRAIN_KIND, json.dumps(config), parent_id],
+        )
+    return int(cursor.lastrowid)
+
+
+def set_pid(db: Database, run_id: int, pid: int) -> None:
+    with write(db):
+        db.execute(f"UPDATE runs SET pid = ?, heartbeat_at = {NOW} WHERE id = ?", [pid, run_id])
+
+
+def mark_running(db: Database, run_id: int, pid: int) -> bool:
+    """queued → running by the worker itself; False when the run is no longer queued (cancelled meanwhile)."""
+    with write(db):
+        cursor = db.execute(
+            f"UPDATE runs SET status = 'running', pid = ?, started_at = {NOW}, heartbeat_at = {NOW} "
+            "WHERE id = ? AND status = 'queued'",
+            [pid, run_id],
+        )
+    return cursor.rowcount == 1
+
+
+def update_config(db: Database, run_id: int, config: dict[str, Any]) -> None:
+    with write(db):
+        db.execute("UPDATE runs SET config_json = ? WHERE id = ?", [json.dumps(config), run_id])
+
+
+def heartbeat(db: Database, run_id: int) -> None:
+    with write(db):
+        db.execute(f"UPDATE runs SET heartbeat_at = {NOW} WHERE id = ?", [run_id])
+
+
+def flush(db: Database, run_id: int, metrics: list[MetricRow], events: list[tuple[str, dict[str, Any]]]) -> None:
+    """Metrics (upserts: a resumed step overwrites, never duplicates) and events in one transaction."""
+    with write(db):
+        db.conn.executemany(
+            "INSERT OR REPLACE INTO metrics (run_id, key, split, step, value) VALUES (?, ?, ?, ?, ?)",
+            [(run_id, key, split, step, value) for key, split, step, value in metrics],
+        )
+        db.conn.executemany(
+            "INSERT INTO job_events (run_id, kind, payload_json) VALUES (?, ?, ?)",
+            [(run_id, kind, json.dumps(payload)) for kind, payload in events],
+        )
+        db.execute(f"UPDATE runs SET heartbeat_at = {NOW} WHERE id = ?", [run_id])
+
+
+def set_checkpoint(db: Database, run_id: int, path: str) -> None:
+    with write(db):
+        db.execute("UPDATE runs SET checkpoint_path = ? WHERE id = ?", [path, run_id])
+
+
+def copy_metrics(db: Database, parent_id: int, child_id: int, up_to_step: int) -> None:
+    """A resumed run starts with its parent's curve up to the checkpoint, so its chart is whole."""
+    with write(db):
+        db.execute(
+            "INSERT OR IGNORE INTO metrics (run_id, key, split, step, value, ts) "
+            "SELECT ?, key, split, step, value, ts FROM metrics WHERE run_id = ? AND step <= ?",
+            [child_id, parent_id, up_to_step],
+        )
+
+
+def request_cancel(db: Database, run_id: int) -> str | None:
+    """Ask a run to stop; a queued run is cancelled at once. Returns the status after the request."""
+    with write(db):
+        db.execute(
+            f"UPDATE runs SET cancel_requested_at = coalesce(cancel_requested_at, {NOW}) "
+            "WHERE id = ? AND status IN ('queued', 'running')",
+            [run_id],
+        )
+        db.execute(
+            f"UPDATE runs SET status = 'cancelled', finished_at = {NOW} WHERE id = ? AND status = 'queued'", [run_id]
+        )
+        row = db.execute("SELECT status FROM runs WHERE id = ?", [run_id]).fetchone()
+    return row[0] if row else None
+
+
+def cancel_requested(db: Database, run_id: int) -> bool:
+    row = db.execute("SELECT cancel_requested_at IS NOT NULL FROM runs WHERE id = ?", [run_id]).fetchone()
+    return bool(row and row[0])
+
+
+def end_run(db: Database, run_id: int, status: str, result: dict[str, Any], error: str | None = None) -> None:
+    """A final status other than finished-with-model (cancelled, failed), with what is known."""
+    with write(db):
+        db.execute(
+            f"UPDATE runs SET status = ?, result_json = ?, error = ?, finished_at = {NOW} WHERE id = ? "
+            "AND status IN ('queued', 'running')",
+            [status, json.dumps(result), error, run_id],
+        )
+
+
+def mark_interrupted(db: Database, run_id: int, why: str) -> bool:
+    """A live-looking run whose worker is gone becomes failed('interrupted: …'); False if it ended meanwhile."""
+    with write(db):
+        cursor = db.execute(
+            f"UPDATE runs SET status = 'failed', error = ?, finished_at = {NOW} "
+            "WHERE id = ? AND status IN ('queued', 'running')",
+            [f"{INTERRUPTED}: {why}", run_id],
+        )
+    return cursor.rowcount == 1
+
+
+_RUN_COLUMNS = (
+    "id",
+    "kind",
+    "status",
+    "config_json",
+    "parent_id",
+    "pid",
+    "heartbeat_at",
+    "cancel_requested_at",
+    "checkpoint_path",
+    "model_path",
+    "error",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "result_json",
+)
+
+
+def _run_dict(row: tuple[Any, ...], heartbeat_age: float | None, step: int | None) -> dict[str, Any]:
+    run = dict(zip(_RUN_COLUMNS, row, strict=True))
+    run["config"] = json.loads(run.pop("config_json") or "{}")
+    run["result"] = json.loads(run.pop("result_json") or "null")
+    run["heartbeat_age"] = heartbeat_age
+    run["step"] = step
+    if run["status"] == "failed" and (run["error"] or "").startswith(INTERRUPTED):
+        run["status"] = INTERRUPTED
+    return run
+
+
+def _select_runs(where: str, params: list[Any]) -> str:
+    columns = ", ".join(f"r.{c}" for c in _RUN_COLUMNS)
+    return (
+        f"SELECT {columns}, (julianday('now') - julianday(r.heartbeat_at)) * 86400.0, "
+        "(SELECT max(step) FROM metrics m WHERE m.run_id = r.id AND m.key = 'loss') "
+        f"FROM runs r WHERE {where}"
+    )
+
+
+def train_runs(db: Database, limit: int = 200, kind: str | None = TRAIN_KIND) -> list[dict[str, Any]]:
+    """Runs of `kind` (None: every kind), newest first, with status ('interrupted' shown as such), config,
+    result and last logged training step."""
+    where = "r.kind = ? ORDER BY r.id DESC LIMIT ?" if kind else "? IS NULL ORDER BY r.id DESC LIMIT ?"
+    rows = db.execute(_select_runs(where, []), [kind, limit]).fetchall()
+    return [_run_dict(r[:-2], r[-2], r[-1]) for r in rows]
+
+
+def train_run(db: Database, run_id: int) -> dict[str, Any] | None:
+    row = db.execute(_select_runs("r.id = ? AND r.kind = ?", []), [run_id, TRAIN_KIND]).fetchone()
+    return _run_dict(row[:-2], row[-2], row[-1]) if row else None
+
+
+def live_runs(db: Database) -> list[tuple[int, int | None, float | None, str]]:
+    """(id, pid, seconds since the last heartbeat (or creation), status) of train runs queued or running."""
+    rows = db.execute(
+        "SELECT id, pid, (julianday('now') - julianday(coalesce(heartbeat_at, created_at))) * 86400.0, "
+        "status FROM runs WHERE kind = ? AND status IN ('queued', 'running')",
+        [TRAIN_KIND],
+    )
+    return [(int(i), p, age, s) for i, p, age, s in rows]
+
+
+def metric_series(db: Database, run_id: int, after_step: int = -1) -> list[tuple[str, str, int, float]]:
+    """(key, split, step, value) of a run after `after_step`, in step order."""
+    rows = db.execute(
+        "SELECT key, split, step, value FROM metrics WHERE run_id = ? AND step > ? ORDER BY step, key",
+        [run_id, after_step],
+    )
+    return [(k, s, int(st), float(v)) for k, s, st, v in rows]
+
+
+def duplicate_metric_steps(db: Database, run_id: int) -> int:
+    """Rows sharing (key, split, step) within a run: always 0, the primary key forbids them (a test checks it)."""
+    row = db.execute(
+        "SELECT count(*) - count(DISTINCT key || '|' || split || '|' || step) FROM metrics WHERE run_id = ?", [run_id]
+    ).fetchone()
+    return int(row[0])
+
+
+def integrity_ok(db: Database) -> bool:
+    return db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

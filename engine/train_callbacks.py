@@ -1,0 +1,161 @@
+"""The trainer's reporter: metrics per logged step, events, checkpoints and cancel, all through the store.
+
+Writes are buffered and flushed about once a second (and at every evaluation, checkpoint and the end), so a
+fast run on a GPU does not pay a SQLite commit per step. Cancel is polled at every step end (one indexed read);
+when requested, the step's checkpoint is saved and training stops: latency is one optimizer step.
+transformers is imported lazily: the class is built on first use so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from engine.store import training as store
+from engine.store._sqlite_utils import Database
+
+FLUSH_SECONDS = 1.0
+EVAL_PREFIXES = ("eval_dev_cosine_", "eval_dev_", "eval_")
+TRAIN_KEYS = {"loss": "loss", "learning_rate": "lr", "grad_norm": "grad_norm"}
+
+
+def metric_rows(logs: dict[str, Any], step: int) -> list[store.MetricRow]:
+    """Trainer log dicts as (key, split, step, value): train loss/lr under 'train', evaluator keys under 'dev'."""
+    rows: list[store.MetricRow] = []
+    for name, value in logs.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if name in TRAIN_KEYS:
+            rows.append((TRAIN_KEYS[name], "train", step, float(value)))
+        elif name.startswith("eval_") and not name.endswith(("_runtime", "_per_second")) and name != "eval_loss":
+            key = next(name.removeprefix(p) for p in EVAL_PREFIXES if name.startswith(p))
+            rows.append((key, "dev", step, float(value)))
+    return rows
+
+
+def log_line(kind: str, payload: dict[str, Any]) -> str:
+    """One event as a short line (worker log, Train screen's log pane)."""
+    if kind == "phase":
+        return f"{payload['phase']}…"
+    if kind == "eval":
+        return f"step {payload['step']}: dev nDCG@10 {payload.get('ndcg@10', float('nan')):.4f}"
+    if kind == "preflight":
+        return f"smoke step {payload['step_seconds']:.2f} s; about {payload['estimated_seconds']:.0f} s to train"
+    if kind == "progress":
+        return f"step {payload['step']}/{payload['max_steps']} · {payload['steps_per_s']:.2f} steps/s"
+    details = " ".join(f"{k}={v}" for k, v in payload.items())
+    return f"{kind} {details}".strip()
+
+
+class Reporter:
+    """Buffers metrics and events for one run and knows when a cancel was asked for."""
+
+    def __init__(self, db: Database, run_id: int, root: str, is_main: bool = True, echo: bool = False) -> None:
+        self.db, self.run_id, self.root, self.is_main, self.echo = db, run_id, root, is_main, echo
+        self.metrics: list[store.MetricRow] = []
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.last_flush = 0.0
+        self.cancelled = False
+        self.started = time.monotonic()
+        self.start_step = 0
+
+    def event(self, kind: str, payload: dict[str, Any], now: bool = False) -> None:
+        self.events.append((kind, payload))
+        if self.echo and self.is_main and kind != "progress":  # the worker log reads as the run's story
+            print(f"{time.strftime('%H:%M:%S')} {log_line(kind, payload)}", flush=True)
+        if now:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.is_main and (self.metrics or self.events):
+            store.flush(self.db, self.run_id, self.metrics, self.events)
+        self.metrics, self.events = [], []
+        self.last_flush = time.monotonic()
+
+    def maybe_flush(self) -> None:
+        if time.monotonic() - self.last_flush >= FLUSH_SECONDS:
+            self.flush()
+
+    def progress(self, step: int, max_steps: int) -> dict[str, Any]:
+        elapsed = time.monotonic() - self.started
+        done = step - self.start_step
+        rate = done / elapsed if elapsed > 0 and done > 0 else 0.0
+        eta = (max_steps - step) / rate if rate else None
+        return {
+            "step": step,
+            "max_steps": max_steps,
+            "steps_per_s": round(rate, 4),
+            "eta_s": round(eta, 1) if eta is not None else None,
+            "elapsed_s": round(elapsed, 1),
+        }
+
+
+def _agreed(args: Any, requested: bool) -> bool:
+    """Under torchrun/accelerate every rank must stop at the same step (else DDP's collectives hang): rank 0's
+    answer is broadcast. A single process just returns its own."""
+    if getattr(args, "world_size", 1) <= 1:
+        return requested
+    import torch
+    import torch.distributed as dist
+
+    flag = torch.tensor([int(requested)], device=args.device)
+    dist.broadcast(flag, src=0)
+    return bool(flag.item())
+
+
+def make_callback(reporter: Reporter, is_main: bool = True) -> Any:
+    """A TrainerCallback feeding `reporter`. Only the main process writes; every process polls cancel."""
+    from transformers import TrainerCallback
+
+    class StoreCallback(TrainerCallback):  # type: ignore[misc]
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            reporter.started = time.monotonic()
+            reporter.start_step = state.global_step
+            if is_main:
+                reporter.event("train_begin", {"step": state.global_step, "max_steps": state.max_steps}, now=True)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if not reporter.cancelled and _agreed(
+                args, is_main and store.cancel_requested(reporter.db, reporter.run_id)
+            ):
+                reporter.cancelled = True
+                control.should_save = True
+                control.should_training_stop = True
+                if is_main:
+                    reporter.event("cancelling", {"step": state.global_step}, now=True)
+            elif state.global_step >= state.max_steps and not args.load_best_model_at_end:
+                # the final model is saved whole right after; a last checkpoint (optimizer state too) would
+                # only cost time and disk, since a finished run is never resumed
+                control.should_save = False
+            if is_main and time.monotonic() - reporter.last_flush >= FLUSH_SECONDS:
+                reporter.event("progress", reporter.progress(state.global_step, state.max_steps))
+                reporter.flush()
+
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+        ) -> None:
+            if is_main and logs:
+                reporter.metrics += metric_rows(logs, state.global_step)
+
+        def on_evaluate(
+            self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **kwargs: Any
+        ) -> None:
+            if is_main and metrics:
+                rows = metric_rows(metrics, state.global_step)
+                reporter.metrics += rows
+                reporter.event("eval", {"step": state.global_step, **{k: v for k, _, _, v in rows}}, now=True)
+
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if not is_main:
+                return
+            path = f"{args.output_dir}/checkpoint-{state.global_step}"
+            relative = path.removeprefix(reporter.root.rstrip("/") + "/")
+            store.set_checkpoint(reporter.db, reporter.run_id, relative)
+            reporter.event("checkpoint", {"step": state.global_step, "path": relative}, now=True)
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if is_main:
+                reporter.event("progress", reporter.progress(state.global_step, state.max_steps))
+                reporter.flush()
+
+    return StoreCallback()

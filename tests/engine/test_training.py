@@ -1,0 +1,193 @@
+"""Training in-process on the tiny model: the run record, the dev slice carved by document from the train split,
+hard negatives, the pre-flight plan, settings validation, and cancel at step k stopping within one step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import engine.train_callbacks
+from engine.config import ConfigError, config_from_dict
+from engine.project import Project, open_project
+from engine.store import corpus, examples, runs
+from engine.store import training as store
+from engine.store.db import write
+from engine.train_callbacks import metric_rows
+from engine.training import TrainingError, execute, plan, settings_for, start_training
+from engine.training_data import build_data
+from tests.projects import make_project
+
+SMALL_DEV = "training:\n  dev_min_queries: 10\n"  # the tiny project's 36 train queries still get a dev slice
+
+
+@pytest.fixture
+def project(tmp_path: Path, tiny_embedder_path: Path) -> Project:
+    made = make_project(tmp_path, tiny_embedder_path, train_per_doc=3)
+    made.close()
+    with (made.root / "project.yaml").open("a") as f:
+        f.write(SMALL_DEV)
+    p = open_project(made.root)
+    yield p
+    p.close()
+
+
+def test_a_run_records_everything_and_leaves_a_loadable_model(project: Project) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    settings = settings_for(project, batch_size=8, max_steps=6)
+    run_id, summary = start_training(project, settings, launch=False)
+    assert summary["max_steps"] == 6
+    assert summary["dev_queries"] >= 10
+    result = execute(project, run_id)
+    assert result["status"] == "finished"
+    run = store.train_run(project.db, run_id)
+    assert run is not None
+    assert run["status"] == "finished"
+    assert run["model_path"] == f"models/run-{run_id}"
+    config = run["config"]
+    for key in ("seed", "data_hash", "base_model_fingerprint", "versions", "device", "max_seq_length", "preflight"):
+        assert key in config, key
+    assert config["versions"]["sentence-transformers"]
+    assert config["preflight"]["step_seconds"] > 0
+    losses = [step for key, split, step, _ in store.metric_series(project.db, run_id) if key == "loss"]
+    assert losses == list(range(1, 7))  # one loss point per step, no duplicates
+    dev = {step for key, split, step, _ in store.metric_series(project.db, run_id) if key == "ndcg@10"}
+    assert 0 in dev
+    assert 6 in dev
+    model_dir = project.root / run["model_path"]
+    assert (model_dir / "model.safetensors").is_file()
+    assert (model_dir / "README.md").is_file()
+    vectors = SentenceTransformer(str(model_dir), device="cpu").encode(["a claim"])
+    assert vectors.shape == (1, 64)
+    from engine.model_ref import resolve_ref
+
+    assert resolve_ref(project, str(run_id)).spec == str(model_dir)
+
+
+def test_dev_slice_is_carved_by_document_from_train_and_never_leaks(project: Project) -> None:
+    data = build_data(
+        project.db,
+        seed=1,
+        dev_fraction=0.2,
+        dev_max_queries=200,
+        dev_corpus_max=1000,
+        hard_negatives=True,
+        dev_min_queries=5,
+    )
+    train_examples = examples.reviewed_examples(project.db, "train")
+    dev_docs = {e.doc_id for e in train_examples if e.query_id in data.dev_queries}
+    train_queries = set(data.anchors)
+    assert not train_queries & set(data.dev_queries.values())
+    train_passages = set(data.positives)
+    dev_positives = {data.dev_corpus[c] for rel in data.dev_relevant.values() for c in rel}
+    assert not train_passages & dev_positives  # a dev document is never a training positive
+    assert dev_docs
+    test_ids = {q.id for q in corpus.judged_queries(project.db, "gate")}
+    assert not test_ids & set(data.dev_queries)  # only train-split queries
+    again = build_data(
+        project.db,
+        seed=1,
+        dev_fraction=0.2,
+        dev_max_queries=200,
+        dev_corpus_max=1000,
+        hard_negatives=True,
+        dev_min_queries=5,
+    )
+    assert again.snapshot_hash() == data.snapshot_hash()  # seeded
+
+
+def test_mined_negatives_become_a_third_column(project: Project) -> None:
+    pairs = examples.reviewed_examples(project.db, "train")
+    chunk = project.db.execute("SELECT id FROM chunks WHERE doc_id = 'd39'").fetchone()[0]
+    with write(project.db):
+        project.db.execute(
+            "INSERT INTO negatives (query_id, chunk_id, score, miner) VALUES (?, ?, 0.5, 'test')",
+            [pairs[0].query_id, chunk],
+        )
+    data = build_data(project.db, seed=0, dev_fraction=0.0, dev_max_queries=1, dev_corpus_max=10, hard_negatives=True)
+    assert data.negatives is not None
+    assert len(data.negatives) == data.rows
+    assert data.counts["mined_negatives"] >= 1
+    off = build_data(project.db, seed=0, dev_fraction=0.0, dev_max_queries=1, dev_corpus_max=10, hard_negatives=False)
+    assert off.negatives is None
+
+
+def test_plan_counts_duplicates_and_rejects_bad_settings(project: Project) -> None:
+    summary = plan(project, settings_for(project, batch_size=16))
+    assert summary["duplicates_per_batch"] > 0  # three queries per document: a random batch repeats passages
+    assert summary["duplicates_per_batch_sampled"] == 0
+    with pytest.raises(TrainingError, match="fewer than one batch"):
+        plan(project, settings_for(project, batch_size=4096))
+    with pytest.raises(TrainingError, match="--lr"):
+        settings_for(project, learning_rate=5.0)
+    with pytest.raises(ConfigError, match=r"training\.dev_fraction"):
+        config_from_dict({"training": {"dev_fraction": 0.9}})
+
+
+def test_metric_rows_split_train_and_dev() -> None:
+    rows = metric_rows(
+        {"loss": 1.5, "learning_rate": 1e-5, "epoch": 0.1, "eval_dev_cosine_ndcg@10": 0.4, "eval_runtime": 2.0}, 7
+    )
+    assert sorted(rows) == [("loss", "train", 7, 1.5), ("lr", "train", 7, 1e-5), ("ndcg@10", "dev", 7, 0.4)]
+
+
+def test_cancel_at_step_k_stops_within_one_step_with_a_loadable_checkpoint(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    k = 3
+    run_id, _ = start_training(
+        project, settings_for(project, batch_size=8, max_steps=12, dev_fraction=0.0), launch=False
+    )
+    polls = {"n": 0}
+    real = engine.train_callbacks.store.cancel_requested
+
+    def cancel_during_step_k(db: object, rid: int) -> bool:
+        polls["n"] += 1  # polled once per step end
+        if polls["n"] == k:
+            store.request_cancel(project.db, run_id)  # as if `c` was pressed while step k ran
+        return real(db, rid)
+
+    monkeypatch.setattr(engine.train_callbacks.store, "cancel_requested", cancel_during_step_k)
+    result = execute(project, run_id)
+    assert result["status"] == "cancelled"
+    assert result["steps"] <= k + 1
+    run = store.train_run(project.db, run_id)
+    assert run is not None
+    assert run["status"] == "cancelled"
+    checkpoint = project.root / run["checkpoint_path"]
+    assert checkpoint.name == f"checkpoint-{result['steps']}"
+    assert SentenceTransformer(str(checkpoint), device="cpu").encode(["x"]).shape == (1, 64)
+    assert runs.model_run(project.db, run_id) is None  # a cancelled run offers no model to `--model RUN`
+
+
+def test_loss_options_and_precision(tiny_embedder_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from engine.trainer_setup import make_loss, resolve_precision
+    from engine.training import TrainSettings
+
+    model = SentenceTransformer(str(tiny_embedder_path), device="cpu")
+    names = {
+        loss: type(make_loss(model, TrainSettings(loss=loss))).__name__
+        for loss in ("mnrl", "cached_mnrl", "matryoshka")
+    }
+    assert names == {
+        "mnrl": "MultipleNegativesRankingLoss",
+        "cached_mnrl": "CachedMultipleNegativesRankingLoss",
+        "matryoshka": "MatryoshkaLoss",
+    }
+    assert list(make_loss(model, TrainSettings(loss="matryoshka")).matryoshka_dims) == [64, 32, 16, 8]
+    assert resolve_precision("auto", "cpu") == "fp32"
+    assert resolve_precision("bf16", "cpu") == "bf16"
+
+
+def test_a_small_project_trains_on_every_row_and_keeps_the_last_step(project: Project) -> None:
+    # below dev_min_queries (default 200) a dev nDCG is too noisy to choose checkpoints with
+    data = build_data(
+        project.db, seed=1, dev_fraction=0.1, dev_max_queries=200, dev_corpus_max=1000, hard_negatives=True
+    )
+    assert data.dev_queries == {}
+    assert data.rows == data.counts["pairs"] == 120

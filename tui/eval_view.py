@@ -9,15 +9,6 @@ from typing import Any, Protocol
 from engine.config import EVAL_METRICS
 from engine.eval_verdict import IMPROVED, REGRESSED, UNCHANGED, rank_change
 
-LABELS = {
-    "recall@1": "R@1",
-    "recall@5": "R@5",
-    "recall@10": "R@10",
-    "recall@100": "R@100",
-    "mrr@10": "MRR@10",
-    "ndcg@10": "nDCG@10",
-    "map@100": "MAP@100",
-}
 GLYPHS = {IMPROVED: "▲", REGRESSED: "▼", UNCHANGED: ""}
 NOT_FOUND = "—"
 QUERY_COLUMNS = ("change", "id", "query", "before", "after")

@@ -3,7 +3,6 @@ background; compare them side by side (baseline, deltas, best in bold) and drill
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.eval_results import Candidate, EvalResult, candidates, load_eval_result
 from engine.project import Project, open_project
+from tui.errors import job_error_text
 from tui.eval_view import FILTERS, QUERY_COLUMNS, counts, diff_rows, next_in, sort_rows
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.eval_query import EvalQueryScreen
@@ -75,21 +75,9 @@ def run_and_load(
 
 
 def error_text(error: BaseException | None) -> str:
-    user_errors = tuple(
-        getattr(sys.modules[m], name)
-        for m, name in (
-            ("engine.evaluation", "EvalError"),
-            ("engine.models", "ModelNotFoundError"),
-            ("engine.config", "ConfigError"),
-            ("engine.project", "ProjectError"),
-        )
-        if m in sys.modules
-    )
     if type(error).__name__ == "LeakageError":
         return f"The evaluation refused to run: test data leaked into training.\n{error}"
-    if isinstance(error, user_errors):
-        return f"The evaluation cannot run: {error}"
-    return f"The evaluation failed: {type(error).__name__}: {error}"
+    return job_error_text(error, "evaluation", (("engine.evaluation", "EvalError"),))
 
 
 class EvaluateScreen(Screen[None]):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.gate_results import GateResult, load_gate_result
 from engine.project import open_project
+from tui.errors import job_error_text
 from tui.gate_queries import Changes, next_column, sorted_outcomes
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.gate_query import QueryScreen
@@ -65,21 +65,7 @@ def run_and_load(
 
 
 def error_text(error: BaseException | None) -> str:
-    """What went wrong, in the words of the engine's user errors; anything else also names its type."""
-    # only modules already imported: the gate's own imports brought them in if they could raise
-    user_errors = tuple(
-        getattr(sys.modules[m], name)
-        for m, name in (
-            ("engine.gate", "GateError"),
-            ("engine.models", "ModelNotFoundError"),
-            ("engine.config", "ConfigError"),
-            ("engine.project", "ProjectError"),
-        )
-        if m in sys.modules
-    )
-    if isinstance(error, user_errors):
-        return f"The gate cannot run: {error}"
-    return f"The gate failed: {type(error).__name__}: {error}"
+    return job_error_text(error, "gate", (("engine.gate", "GateError"),))
 
 
 class GateScreen(Screen[None]):

@@ -3,7 +3,6 @@ table live, or roll back to the one built before."""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.indexing import list_indexes, make_live, rollback, suggested_model
 from engine.project import open_project
+from tui.errors import job_error_text
 from tui.screens.confirm import ConfirmScreen
 from tui.session import Session
 
@@ -66,18 +66,7 @@ def rate_text(done: int, total: int, seconds: float) -> str:
 
 
 def error_text(error: BaseException | None) -> str:
-    user = tuple(
-        getattr(sys.modules[m], n)
-        for m, n in (
-            ("engine.indexing", "IndexingError"),
-            ("engine.model_ref", "ModelRefError"),
-            ("engine.models", "ModelNotFoundError"),
-        )
-        if m in sys.modules
-    )
-    if isinstance(error, user):
-        return f"Cannot build: {error}"
-    return f"The build failed: {type(error).__name__}: {error}"
+    return job_error_text(error, "build", (("engine.indexing", "IndexingError"), ("engine.model_ref", "ModelRefError")))
 
 
 class BuildDialog(ModalScreen[str | None]):

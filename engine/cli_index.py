@@ -121,7 +121,8 @@ def _detach(root: Path, model: str) -> tuple[dict[str, Any], str]:
     payload = {"started": True, "pid": process.pid, "log": str(log), "model": model}
     return payload, (
         f"Re-indexing with {model} in the background (pid {process.pid}); log: {log}\n"
-        f"`embtune index list {root}` shows its table; the live index switches when it completes."
+        f"`embtune index list {root}` shows its table; the live index switches when it completes. "
+        f"To stop it: `embtune runs {root} --all` names its run, `embtune cancel {root} RUN` stops it."
     )
 
 

@@ -214,12 +214,17 @@ def runs(directory: Path, all_kinds: bool, as_json: bool) -> None:
 @json_option
 @handles_errors
 def cancel(directory: Path, run_id: int, as_json: bool) -> None:
-    """Stop a run at its next step; it saves a checkpoint first (resume it later with `embtune resume`)."""
+    """Stop a training run at its next step (it saves a checkpoint first; `embtune resume` continues it), or an
+    index build after its current batch (the next `embtune index` with the same model resumes it)."""
     from engine.jobs import cancel as request
+    from engine.store.runs import get_run
 
-    status = request(open_project(directory), run_id)
+    project = open_project(directory)
+    status = request(project, run_id)
+    is_index = (get_run(project.db, run_id) or {}).get("kind") == "index"
+    stops = "after its current batch" if is_index else "after its current step and saves a checkpoint"
     text = {
-        "running": f"Cancel requested: run {run_id} stops after its current step and saves a checkpoint.",
+        "running": f"Cancel requested: run {run_id} stops {stops}.",
         "cancelled": f"Run {run_id} is cancelled.",
     }.get(status, f"Run {run_id} is already {status}.")
     _emit(as_json, {"run_id": run_id, "status": status}, text)

@@ -27,6 +27,7 @@ from engine.project import Project
 from engine.store import indexes, runs
 from engine.store.db import write
 from engine.store.embeddings import cached_vectors
+from engine.store.training import cancel_requested
 
 Progress = Callable[[str, int, int], None]
 os.environ.setdefault("LANCEDB_LOG", "error")  # Rust WARN lines go straight to fd 2 and would draw over a TUI
@@ -96,12 +97,13 @@ def build_index(
 ) -> IndexResult:
     """Embed the corpus with `model` (base | run id | folder) into a new table and make it live.
 
-    `cancelled` is polled between batches; when it turns true the build stops with InterruptedError, its run is
-    recorded as cancelled and its table stays unfinished, to be resumed by the next build of the same model."""
+    `cancelled` (and the run's cancel request in the store, set by `embtune cancel`) is polled between batches;
+    when it turns true the build stops with InterruptedError, its run is recorded as cancelled and its table stays
+    unfinished, to be resumed by the next build of the same model."""
     from engine.models import model_fingerprint, resolve_model
 
     started = time.perf_counter()
-    is_cancelled = cancelled or (lambda: False)
+    requested = cancelled or (lambda: False)
     db = project.db
     ref = resolve_ref(project, model)
     fingerprint = model_fingerprint(resolve_model(ref.spec, project.root).path)
@@ -125,6 +127,11 @@ def build_index(
         "batch_size": project.config.index.batch_size,
     }
     run_id = runs.create_run(db, "index", config, parent_id=pending["run_id"] if pending else None)
+
+    def is_cancelled() -> bool:
+        # the caller's flag (the TUI), or `embtune cancel DIR RUN` from another process (a detached build)
+        return requested() or cancel_requested(db, run_id)
+
     try:
         result = _build(
             project,

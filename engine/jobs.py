@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from engine.project import Project
+from engine.store import runs
 from engine.store import training as store
 
 STALE_SECONDS = 120.0
@@ -97,11 +98,19 @@ def reap_stale(project: Project, stale_seconds: float = STALE_SECONDS) -> list[i
     return reaped
 
 
+CANCELLABLE = ("train", "index")  # the kinds that poll the store's cancel request
+
+
 def cancel(project: Project, run_id: int) -> str:
-    """Ask a run to stop at its next step (it saves a checkpoint first); returns its status now."""
-    run = store.train_run(project.db, run_id)
-    if run is None:
-        raise JobError(f"no training run {run_id} (see `embtune runs {project.root}`)")
+    """Ask a training run (at its next step, after a checkpoint) or an index build (after its current batch) to
+    stop; returns its status now."""
+    run = runs.get_run(project.db, run_id)
+    if run is None or run["kind"] not in CANCELLABLE:
+        what = f"a {run['kind']} run" if run else "no run"
+        raise JobError(
+            f"run {run_id} is {what}: only training runs and index builds can be cancelled "
+            f"(see `embtune runs {project.root} --all`)"
+        )
     if run["status"] not in ("queued", "running"):
         return str(run["status"])
     return store.request_cancel(project.db, run_id) or "unknown"

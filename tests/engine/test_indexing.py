@@ -308,3 +308,33 @@ def test_index_settings_are_validated() -> None:
         config_from_dict({"index": {"min_recall": 1.5}})
     with pytest.raises(ConfigError, match=r"'index\.batch_size' must be a positive integer"):
         config_from_dict({"index": {"batch_size": 0}})
+
+
+def test_cancel_from_another_process_stops_a_build_after_its_batch(project: Project) -> None:
+    """`embtune cancel DIR RUN` on an index build: the build polls the store, stops, and resumes later."""
+    from engine.jobs import JobError, cancel
+
+    project = set_index_config(project, batch_size=8)
+    first = build_index(project)
+    for i in range(20):
+        edit_chunk(project, f"d{i:02d}", f"Edited passage d{i:02d} about a hailstorm and a windscreen.")
+    requested: list[str] = []
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage == "embed" and done >= 8 and not requested:
+            run_id = runs.run_ids(project.db, "index")[-1]  # as `embtune runs --all` would show it
+            requested.append(cancel(project, run_id))
+
+    with pytest.raises(InterruptedError):
+        build_index(project, progress=progress)
+    assert requested == ["running"]
+    cancelled = runs.get_run(project.db, runs.run_ids(project.db, "index")[-1])
+    assert cancelled is not None
+    assert cancelled["status"] == "cancelled"
+    assert indexes.live(project.db)["table_name"] == first.table  # type: ignore[index]
+    assert cancel(project, cancelled["id"]) == "cancelled"  # asking again changes nothing
+    resumed = build_index(project)
+    assert resumed.resumed > 0
+    assert resumed.resumed + resumed.embedded + resumed.skipped_unchanged == 40
+    with pytest.raises(JobError, match="only training runs and index builds"):
+        cancel(project, runs.create_run(project.db, "gate", {}))

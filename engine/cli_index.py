@@ -148,15 +148,15 @@ def index_rollback(directory: Path, as_json: bool) -> None:
 @handles_errors
 def index_list(directory: Path, as_json: bool) -> None:
     """The tables: model, rows, status, live, created, ANN recall."""
-    from engine.indexing import list_indexes
+    from engine.indexing import list_indexes, status_text
 
     rows = list_indexes(open_project(directory))
-    lines = [f"{'':1} {'id':>3} {'table':<32} {'model':<12} {'rows':>9} {'status':<10} {'search':<9} created"]
+    lines = [f"{'':1} {'id':>3} {'table':<32} {'model':<12} {'rows':>9} {'status':<18} {'search':<9} created"]
     for r in rows:
         recall = f" r@10 {r['ann_recall']:.3f}" if r["ann_recall"] is not None else ""
         lines.append(
             f"{'*' if r['live'] else ' '} {r['id']:>3} {r['table']:<32} {r['model']:<12} {r['rows']:>9,} "
-            f"{r['status']:<10} {r['search']:<9} {r['created_at'][:16].replace('T', ' ')}{recall}"
+            f"{status_text(r):<18} {r['search']:<9} {r['created_at'][:16].replace('T', ' ')}{recall}"
         )
     _emit(as_json, {"indexes": rows}, "\n".join(lines) if rows else "No index yet: `embtune index DIR`.")
 

@@ -414,9 +414,11 @@ def list_indexes(project: Project) -> list[dict[str, Any]]:
     out = []
     for row in indexes.all_indexes(project.db):
         ann = row["result"].get("ann") or {}
-        status = row["status"]
+        status, progress = row["status"], None
         if status == "building" and not _alive(row):
             status = "incomplete"  # killed, cancelled or failed: the next build of this model resumes it
+        elif status == "building" and row["run_id"] is not None:
+            progress = runs.latest_event(project.db, row["run_id"], "progress")  # any process's build, e.g. the CLI's
         out.append(
             {
                 "id": row["id"],
@@ -431,9 +433,18 @@ def list_indexes(project: Project) -> list[dict[str, Any]]:
                 "search": ann.get("kind", "exact"),
                 "ann_recall": ann.get("recall_at_10"),
                 "ann_note": ann.get("note", ""),
+                "progress": progress,
             }
         )
     return out
+
+
+def status_text(row: dict[str, Any]) -> str:
+    """A listed table's status; a build in progress as 'building 1,024/5,183' (from whichever process builds)."""
+    progress = row.get("progress") or {}
+    if row["status"] == "building" and progress.get("stage") == "embed" and progress.get("total"):
+        return f"building {progress['done']:,}/{progress['total']:,}"
+    return str(row["status"])
 
 
 def suggested_model(project: Project) -> str:

@@ -66,6 +66,14 @@ def latest_result(db: Database, kind: str) -> tuple[int, dict[str, Any]] | None:
     return (int(row[0]), json.loads(row[1])) if row else None
 
 
+def latest_event(db: Database, run_id: int, kind: str) -> dict[str, Any] | None:
+    """The payload of a run's newest event of `kind` (e.g. its last progress report)."""
+    row = db.execute(
+        "SELECT payload_json FROM job_events WHERE run_id = ? AND kind = ? ORDER BY id DESC LIMIT 1", [run_id, kind]
+    ).fetchone()
+    return json.loads(row[0]) if row else None
+
+
 def get_run(db: Database, run_id: int) -> dict[str, Any] | None:
     """A run's status and times (no result: latest_result has that)."""
     row = db.execute(

@@ -338,3 +338,12 @@ def test_cancel_from_another_process_stops_a_build_after_its_batch(project: Proj
     assert resumed.resumed + resumed.embedded + resumed.skipped_unchanged == 40
     with pytest.raises(JobError, match="only training runs and index builds"):
         cancel(project, runs.create_run(project.db, "gate", {}))
+
+
+def test_status_text_shows_a_builds_progress() -> None:
+    from engine.indexing import status_text
+
+    progress = {"stage": "embed", "done": 1024, "total": 5183}
+    assert status_text({"status": "building", "progress": progress}) == "building 1,024/5,183"
+    assert status_text({"status": "building", "progress": None}) == "building"
+    assert status_text({"status": "ready", "progress": None}) == "ready"

@@ -111,6 +111,45 @@ async def test_build_in_background_with_progress_then_cancel_keeps_nothing_live(
     assert live_table(root) is None
 
 
+async def test_follows_a_build_started_elsewhere_until_it_is_live(root: Path) -> None:
+    """A build by another process (here a thread with its own connection, as `embtune index` detached would be):
+    the screen shows its progress from the store and the new live table when it completes."""
+    from tests.engine.test_indexing import set_index_config
+
+    set_index_config(open_project(root), batch_size=8).close()
+    first_batch, release = threading.Event(), threading.Event()
+
+    def held(stage: str, done: int, total: int) -> None:
+        if stage == "embed" and done == 8:
+            first_batch.set()
+            release.wait(timeout=30)
+
+    def build_elsewhere() -> None:
+        project = open_project(root)
+        try:
+            build_index(project, progress=held)
+        finally:
+            project.close()
+
+    builder = threading.Thread(target=build_elsewhere)
+    app = EmbtuneApp(root)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_index(pilot)
+        builder.start()
+        assert first_batch.wait(timeout=60)
+        await pilot.pause(2.5)  # one follow tick
+        await settle(pilot)
+        assert not screen.running  # not this screen's build
+        assert [r["status"] for r in screen.tables] == ["building"]
+        assert "building 8/40" in str(screen.query_one(IndexTable).get_row_at(0))
+        release.set()
+        builder.join(timeout=60)
+        await pilot.pause(2.5)
+        await settle(pilot)
+        assert [(r["status"], r["live"]) for r in screen.tables] == [("ready", True)]
+        assert "live:" in text_of(screen.query_one("#index-title", Label))
+
+
 async def test_build_then_make_live_and_rollback_with_confirmation(root: Path) -> None:
     app = EmbtuneApp(root)
     async with app.run_test(size=SIZE) as pilot:

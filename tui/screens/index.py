@@ -19,11 +19,13 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Label, ProgressBar, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.indexing import list_indexes, make_live, rollback, suggested_model
+from engine.indexing import list_indexes, make_live, rollback, status_text, suggested_model
 from engine.project import open_project
 from tui.errors import job_error_text
 from tui.screens.confirm import ConfirmScreen
 from tui.session import Session
+
+FOLLOW_SECONDS = 2.0
 
 EMPTY = (
     "No index yet. Press b to embed the corpus into a LanceDB table; it becomes the live index that search "
@@ -120,7 +122,7 @@ class IndexTable(DataTable[str]):
                 str(r["id"]),
                 r["model"],
                 f"{r['rows']:,}",
-                r["status"],
+                status_text(r),
                 r["search"],
                 recall,
                 r["created_at"][:16].replace("T", " "),
@@ -188,6 +190,8 @@ class IndexScreen(Screen[None]):
         self._cancel = threading.Event()
         self._stage = ""
         self._stage_started = 0.0
+        self._shown = False  # the first listing is drawn even when empty
+        self._message = ""
 
     def compose(self) -> ComposeResult:
         yield Label("Index · loading…", id="index-title", markup=False)
@@ -200,6 +204,12 @@ class IndexScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.action_refresh()
+        # a build started elsewhere (`embtune index` detached, another TUI) is followed by re-reading the list
+        self.set_interval(FOLLOW_SECONDS, self._follow)
+
+    def _follow(self) -> None:
+        if not self.running:  # this screen's own build reports through its progress bar
+            self.action_refresh()
 
     # --- the list ---------------------------------------------------------------------------------------
 
@@ -222,6 +232,7 @@ class IndexScreen(Screen[None]):
 
     def _say(self, text: str, kind: str = "") -> None:
         message = self.query_one("#index-message", Static)
+        self._message = text
         message.update(text)
         message.display = bool(text)
         for name in ("-error", "-note"):
@@ -278,9 +289,7 @@ class IndexScreen(Screen[None]):
             return
         if group == "index-load":
             if state == WorkerState.SUCCESS:
-                self.tables = worker.result
-                if not worker.result and not self.running:
-                    self._say(EMPTY, "-note")
+                self._listed(worker.result)
             elif state == WorkerState.ERROR:
                 self._say(f"Could not read the tables: {worker.error}", "-error")
         elif group == "index-suggest" and state == WorkerState.SUCCESS:
@@ -293,6 +302,14 @@ class IndexScreen(Screen[None]):
             elif state == WorkerState.ERROR:
                 self._say(f"Not switched: {worker.error}", "-error")
             self.action_refresh()
+
+    def _listed(self, rows: list[dict[str, Any]]) -> None:
+        if rows != self.tables or not self._shown:  # the follow timer re-reads often; redraw only on change
+            self.tables, self._shown = rows, True
+        if not rows and not self.running:
+            self._say(EMPTY, "-note")
+        elif self._message == EMPTY:  # a build started elsewhere: the empty-state note no longer holds
+            self._say("")
 
     def _finished(self, state: WorkerState, worker: Worker[Any]) -> None:
         self.running = False

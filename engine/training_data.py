@@ -105,27 +105,51 @@ def build_data(
 def _dev_queries(
     examples: list[ReviewedExample], rng: random.Random, fraction: float, cap: int, minimum: int
 ) -> tuple[set[str], set[str]]:
-    """Whole documents (with every query judged on them) go to dev until `fraction` of the queries is there."""
+    """Whole documents (with every query judged on them) go to dev until `fraction` of the queries is there.
+
+    Holding a document out holds out every row that touches it, so where documents are shared by many queries
+    the held-out rows grow faster than the dev queries; a document that would take the held-out rows past
+    `fraction` of all rows is skipped. Fewer than `minimum` dev queries that way: no dev slice at all (every row
+    trains; choosing checkpoints on a small dev slice costs more than it gains)."""
     by_doc: dict[str, set[str]] = {}
     docs_of: dict[str, set[str]] = {}
-    for e in examples:
+    rows_of_doc: dict[str, set[int]] = {}
+    rows_of_query: dict[str, set[int]] = {}
+    for i, e in enumerate(examples):
         by_doc.setdefault(e.doc_id, set()).add(e.query_id)
         docs_of.setdefault(e.query_id, set()).add(e.doc_id)
+        rows_of_doc.setdefault(e.doc_id, set()).add(i)
+        rows_of_query.setdefault(e.query_id, set()).add(i)
     want = min(cap, math.floor(len(docs_of) * fraction))
     if want < minimum or len(docs_of) - want < minimum:
         return set(), set()
+    budget = math.floor(len(examples) * fraction)
     docs = sorted(by_doc)
     rng.shuffle(docs)
     dev: set[str] = set()
+    dev_docs: set[str] = set()
+    held: set[int] = set()
     for doc in docs:
         if len(dev) >= want:
             break
-        dev |= by_doc[doc]
-    return dev, {d for q in dev for d in docs_of[q]}
+        queries = by_doc[doc] - dev
+        new_docs = {d for q in queries for d in docs_of[q]} - dev_docs
+        rows = set().union(*(rows_of_query[q] for q in queries), *(rows_of_doc[d] for d in new_docs)) - held
+        if len(held) + len(rows) > budget:
+            continue
+        dev |= queries
+        dev_docs |= new_docs
+        held |= rows
+    if len(dev) < minimum:
+        return set(), set()
+    return dev, dev_docs
 
 
 def _negatives(train: list[ReviewedExample], rng: random.Random) -> tuple[list[str], int]:
     turn: Counter[str] = Counter()
+    relevant: dict[str, set[str]] = {}
+    for e in train:
+        relevant.setdefault(e.query_id, set()).add(e.doc_id)
     out, mined = [], 0
     for e in train:
         if e.negatives:
@@ -133,9 +157,11 @@ def _negatives(train: list[ReviewedExample], rng: random.Random) -> tuple[list[s
             turn[e.query_id] += 1
             mined += 1
         else:
+            # the positive of a document this query is not judged relevant to (a query's other positive would
+            # be a false negative); a handful of tries is plenty
             other = rng.choice(train)
-            for _ in range(8):  # another document's positive; a handful of tries is plenty
-                if other.doc_id != e.doc_id:
+            for _ in range(8):
+                if other.doc_id not in relevant[e.query_id]:
                     break
                 other = rng.choice(train)
             out.append(other.positive)

@@ -191,3 +191,50 @@ def test_a_small_project_trains_on_every_row_and_keeps_the_last_step(project: Pr
     )
     assert data.dev_queries == {}
     assert data.rows == data.counts["pairs"] == 120
+
+
+def test_dev_slice_never_holds_out_more_than_its_share_of_rows() -> None:
+    """Shared documents (many queries judged on each, as in synthetic QA sets) make a dev slice by document hold
+    out far more rows than queries; the slice stops at dev_fraction of the rows, or is not carved at all."""
+    import random
+
+    from engine.store.examples import ReviewedExample
+    from engine.training_data import _dev_queries
+
+    def example(i: int, query: int, doc: int) -> ReviewedExample:
+        return ReviewedExample(i, f"q{query}", f"query {query}", f"d{doc}", f"passage {doc}", ())
+
+    # 1,000 queries, each judged on a document of its own and on a hub document shared with 9 others: 2,000 rows
+    shared = [example(2 * q + k, q, q if k == 0 else 1000 + q // 10) for q in range(1000) for k in (0, 1)]
+    dev, dev_docs = _dev_queries(shared, random.Random(0), fraction=0.1, cap=200, minimum=20)
+    held = [e for e in shared if e.query_id in dev or e.doc_id in dev_docs]
+    assert 20 <= len(dev) < 100  # not the 100 queries a 10% query share would give
+    assert len(held) <= 200  # 10% of the rows
+    assert dev_docs == {e.doc_id for e in shared if e.query_id in dev}  # no dev document is a training positive
+
+    # a query per document: the query share is reached well within the row budget
+    single = [example(q, q, q) for q in range(1000)]
+    dev, _ = _dev_queries(single, random.Random(0), fraction=0.1, cap=200, minimum=20)
+    assert len(dev) == 100
+
+    # the budget cannot reach the minimum: no dev slice, every row trains
+    assert _dev_queries(shared, random.Random(0), fraction=0.1, cap=200, minimum=50) == (set(), set())
+
+
+def test_filler_negatives_are_never_another_positive_of_the_same_query() -> None:
+    import random
+
+    from engine.store.examples import ReviewedExample
+    from engine.training_data import _negatives
+
+    # every query judged on two documents; no mined negatives, so each row gets a filler negative
+    train = [
+        ReviewedExample(2 * q + k, f"q{q}", f"query {q}", f"d{q}-{k}", f"passage {q}-{k}", ())
+        for q in range(4)
+        for k in (0, 1)
+    ]
+    for seed in range(50):
+        negatives, mined = _negatives(train, random.Random(seed))
+        assert mined == 0
+        for e, negative in zip(train, negatives, strict=True):
+            assert not negative.startswith(f"passage {e.query_id[1:]}-")

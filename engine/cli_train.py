@@ -32,7 +32,7 @@ def _plan_text(run_id: int, plan: dict[str, Any]) -> str:
         f"dev slice {plan['dev_queries']:,} queries × {plan['dev_corpus']:,} passages, evaluated every "
         f"{plan['eval_steps']} steps, best checkpoint kept"
         if plan["dev_queries"]
-        else "no dev slice (too few queries): the last step is kept"
+        else "no dev slice (too few queries for its share of rows): the last step is kept"
     )
     return (
         f"Run {run_id}: {plan['train_rows']:,} training rows from {plan['pairs']:,} reviewed pairs, "

@@ -76,8 +76,8 @@ class TrainingConfig:
     # is never used for that). 0 turns evaluation off and keeps the last step.
     dev_fraction: float = 0.1
     dev_max_queries: int = 200
-    # Fewer dev queries than this: no dev slice, every row trains and the last step is kept (a small dev slice's
-    # nDCG is too noisy to pick checkpoints with).
+    # Fewer dev queries than this within the row budget (dev_fraction of the rows): no dev slice, every row trains
+    # and the last step is kept (a small dev slice's nDCG is too noisy to pick checkpoints with).
     dev_min_queries: int = 200
     # Passages the dev evaluation ranks (dev positives + seeded distractors): bounds each evaluation's cost.
     dev_corpus_max: int = 1000

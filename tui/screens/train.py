@@ -56,7 +56,7 @@ def plan_text(plan: dict[str, Any]) -> str:
         f"dev slice: {plan['dev_queries']:,} train queries × {plan['dev_corpus']:,} passages, every "
         f"{plan['eval_steps']} steps; best checkpoint kept"
         if plan["dev_queries"]
-        else "no dev slice (too few queries): the last step is kept"
+        else "no dev slice (too few queries for its share of rows): the last step is kept"
     )
     eta = (
         f"~{duration(plan['estimated_seconds'])} (last measured step)"

@@ -105,12 +105,10 @@ def cancel(project: Project, run_id: int) -> str:
     """Ask a training run (at its next step, after a checkpoint) or an index build (after its current batch) to
     stop; returns its status now."""
     run = runs.get_run(project.db, run_id)
-    if run is None or run["kind"] not in CANCELLABLE:
-        what = f"a {run['kind']} run" if run else "no run"
-        raise JobError(
-            f"run {run_id} is {what}: only training runs and index builds can be cancelled "
-            f"(see `embtune runs {project.root} --all`)"
-        )
+    if run is None:
+        raise JobError(f"no run {run_id} (see `embtune runs {project.root} --all`)")
+    if run["kind"] not in CANCELLABLE:
+        raise JobError(f"run {run_id} is a {run['kind']} run: only training runs and index builds can be cancelled")
     if run["status"] not in ("queued", "running"):
         return str(run["status"])
     return store.request_cancel(project.db, run_id) or "unknown"

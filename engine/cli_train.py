@@ -18,6 +18,8 @@ from engine.project import Project
 
 
 def _plan_text(run_id: int, plan: dict[str, Any]) -> str:
+    from engine.training import dev_text
+
     negatives = (
         f"{plan['mined_negatives']:,} mined hard negatives"
         if plan["mined_negatives"]
@@ -28,12 +30,7 @@ def _plan_text(run_id: int, plan: dict[str, Any]) -> str:
         if plan.get("estimated_seconds")
         else "measured by the smoke step"
     )
-    dev = (
-        f"dev slice {plan['dev_queries']:,} queries × {plan['dev_corpus']:,} passages, evaluated every "
-        f"{plan['eval_steps']} steps, best checkpoint kept"
-        if plan["dev_queries"]
-        else "no dev slice (too few queries for its share of rows): the last step is kept"
-    )
+    dev = dev_text(plan)
     return (
         f"Run {run_id}: {plan['train_rows']:,} training rows from {plan['pairs']:,} reviewed pairs, "
         f"{negatives}\n  {plan['loss']}, batch {plan['batch_size']}, {plan['max_steps']:,} steps "

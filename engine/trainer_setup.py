@@ -89,6 +89,7 @@ def build_trainer(
     precision = resolve_precision(s.precision, device)
     evaluator = dev_evaluator(data, s.batch_size)
     has_dev = evaluator is not None
+    select = has_dev and data.selects_checkpoint  # gate queries are only watched: the last step is kept
     args = SentenceTransformerTrainingArguments(
         output_dir=str(out_dir),
         num_train_epochs=s.epochs,
@@ -106,9 +107,9 @@ def build_trainer(
         save_strategy="steps",
         save_steps=steps["save_steps"],
         save_total_limit=2,
-        load_best_model_at_end=has_dev,
-        metric_for_best_model=BEST_METRIC if has_dev else None,
-        greater_is_better=True if has_dev else None,
+        load_best_model_at_end=select,
+        metric_for_best_model=BEST_METRIC if select else None,
+        greater_is_better=True if select else None,
         logging_strategy="steps",
         logging_steps=max(1, steps["max_steps"] // LOGGED_STEPS),
         logging_first_step=True,

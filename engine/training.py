@@ -132,6 +132,22 @@ def plan(project: Project, s: TrainSettings, data: TrainData | None = None) -> d
     }
 
 
+def dev_text(plan: dict[str, Any]) -> str:
+    """What the run evaluates while it trains, and which step it keeps (the pre-flight's line)."""
+    if plan["dev_queries"] and plan.get("dev_source", "train") == "train":
+        return (
+            f"dev slice: {plan['dev_queries']:,} train queries × {plan['dev_corpus']:,} passages, every "
+            f"{plan['eval_steps']} steps; best checkpoint kept"
+        )
+    none = "no dev slice (too few train queries for its share of rows)"
+    if plan["dev_queries"]:
+        return (
+            f"{none}; watching {plan['dev_queries']:,} gate queries × {plan['dev_corpus']:,} passages every "
+            f"{plan['eval_steps']} steps; the last step is kept"
+        )
+    return f"{none}: the last step is kept"
+
+
 def previous_step_seconds(project: Project, s: TrainSettings) -> float | None:
     """The step time measured by the last run with the same batch size (its smoke step), for an early ETA."""
     for run in store.train_runs(project.db, limit=20):

@@ -19,6 +19,7 @@ import math
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine.store import corpus
 from engine.store._sqlite_utils import Database
@@ -43,7 +44,14 @@ class TrainData:
     dev_queries: dict[str, str] = field(default_factory=dict)
     dev_corpus: dict[str, str] = field(default_factory=dict)
     dev_relevant: dict[str, set[str]] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
+    # "train": a slice carved from the train split, used to keep the best checkpoint; "gate": no slice could be
+    # carved, so the gate queries are evaluated to watch training (never to choose: the last step is kept)
+    dev_source: str = ""
+    counts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def selects_checkpoint(self) -> bool:
+        return self.dev_source == "train" and bool(self.dev_queries)
 
     @property
     def rows(self) -> int:
@@ -88,12 +96,15 @@ def build_data(
     use_negatives = hard_negatives and any(e.negatives for e in train)
     negatives, mined = _negatives(train, rng) if use_negatives else (None, 0)
     data = TrainData([e.query for e in train], [e.positive for e in train], negatives)
-    if dev:
-        data.dev_queries, data.dev_corpus, data.dev_relevant = _dev_set(db, dev, rng, dev_corpus_max)
+    watch = dev or (reviewed_examples(db, "gate") if dev_fraction > 0 else [])
+    if watch:
+        data.dev_queries, data.dev_corpus, data.dev_relevant = _dev_set(db, watch, rng, dev_corpus_max)
+        data.dev_source = "train" if dev else "gate"
     data.counts = {
         "pairs": len(examples),
         "train_rows": len(train),
         "dev_queries": len(data.dev_queries),
+        "dev_source": data.dev_source,
         "dev_corpus": len(data.dev_corpus),
         "dropped_crossing_dev": crossing,
         "mined_negatives": mined,

@@ -13,6 +13,7 @@ from engine.project import Project, open_project
 from engine.store import corpus, examples, runs
 from engine.store import training as store
 from engine.store.db import write
+from engine.store.examples import reviewed_examples
 from engine.train_callbacks import metric_rows
 from engine.training import TrainingError, execute, plan, settings_for, start_training
 from engine.training_data import build_data
@@ -184,13 +185,35 @@ def test_loss_options_and_precision(tiny_embedder_path: Path) -> None:
     assert resolve_precision("bf16", "cpu") == "bf16"
 
 
-def test_a_small_project_trains_on_every_row_and_keeps_the_last_step(project: Project) -> None:
+def test_a_small_project_trains_on_every_row_and_only_watches_its_gate_queries(project: Project) -> None:
     # below dev_min_queries (default 200) a dev nDCG is too noisy to choose checkpoints with
     data = build_data(
         project.db, seed=1, dev_fraction=0.1, dev_max_queries=200, dev_corpus_max=1000, hard_negatives=True
     )
-    assert data.dev_queries == {}
     assert data.rows == data.counts["pairs"] == 120
+    assert (data.dev_source, len(data.dev_queries)) == ("gate", 12)  # the tiny project's gate queries
+    assert not data.selects_checkpoint
+    gate_texts = {e.query for e in reviewed_examples(project.db, "gate")}
+    assert set(data.dev_queries.values()) == gate_texts
+    off = build_data(
+        project.db, seed=1, dev_fraction=0.0, dev_max_queries=200, dev_corpus_max=1000, hard_negatives=True
+    )
+    assert (off.dev_queries, off.dev_source) == ({}, "")
+
+
+def test_a_run_watching_gate_queries_keeps_its_last_step(tmp_path: Path, tiny_embedder_path: Path) -> None:
+    project = make_project(tmp_path, tiny_embedder_path, train_per_doc=3)
+    settings = settings_for(project, batch_size=8, max_steps=4)
+    run_id, summary = start_training(project, settings, launch=False)
+    assert summary["dev_source"] == "gate"
+    result = execute(project, run_id)
+    assert result["status"] == "finished"
+    assert result["dev"] is None  # nothing was chosen on the watched queries
+    watched = sorted(step for key, split, step, _ in store.metric_series(project.db, run_id) if key == "ndcg@10")
+    assert watched[0] == 0
+    assert watched[-1] == 4
+    assert result["steps"] == 4
+    project.close()
 
 
 def test_dev_slice_never_holds_out_more_than_its_share_of_rows() -> None:

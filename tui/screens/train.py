@@ -47,17 +47,14 @@ def duration(seconds: float | None) -> str:
 
 
 def plan_text(plan: dict[str, Any]) -> str:
+    from engine.training import dev_text
+
     negatives = (
         f"{plan['mined_negatives']:,} rows with a mined hard negative"
         if plan["mined_negatives"]
         else "no hard negatives (run `embtune mine` for them)"
     )
-    dev = (
-        f"dev slice: {plan['dev_queries']:,} train queries × {plan['dev_corpus']:,} passages, every "
-        f"{plan['eval_steps']} steps; best checkpoint kept"
-        if plan["dev_queries"]
-        else "no dev slice (too few queries for its share of rows): the last step is kept"
-    )
+    dev = dev_text(plan)
     eta = (
         f"~{duration(plan['estimated_seconds'])} (last measured step)"
         if plan.get("estimated_seconds")
@@ -271,6 +268,8 @@ class TrainScreen(Screen[None]):
             f"{settings.get('loss', '?')} · batch {settings.get('batch_size', '?')}"
         )
         self.query_one("#train-status", Label).update(self._status_line(run))
+        watched = (config.get("plan") or {}).get("dev_source") == "gate"
+        self.query_one("#train-evals").border_title = "gate queries (watch only)" if watched else "dev evaluations"
         if run["status"] in ("failed", "interrupted") and run["error"]:
             self._say(
                 f"Run {run['id']} {run['status']}: {run['error']}. Press r to resume from its last "

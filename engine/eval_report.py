@@ -22,6 +22,11 @@ LABELS = {
 }
 
 
+def _name_width(models: dict[str, Any]) -> int:
+    """Model names are runs or folders; the column fits the longest (at least the old 16)."""
+    return max([16, *(len(name) for name in models)])
+
+
 def _header(result: dict[str, Any]) -> list[str]:
     return [f"{result['n_queries']} {result['split']} queries, eval run {result.get('run_id')}"]
 
@@ -34,10 +39,11 @@ def _general_lines(result: dict[str, Any]) -> list[str]:
         f"general queries ({general['n_queries']}), {general['metric']}, regressing when it drops more than "
         f"{general['max_drop']}:"
     ]
+    width = _name_width(general.get("models", {}))
     for name, values in general.get("models", {}).items():
         flag = "  REGRESSING" if values.get("regressing") else ""
         change = f"  {-values['drop']:+.4f} vs base" if "drop" in values else ""
-        lines.append(f"  {name:<16} {values.get(general['metric'], float('nan')):.4f}{change}{flag}")
+        lines.append(f"  {name:<{width}} {values.get(general['metric'], float('nan')):.4f}{change}{flag}")
     return lines
 
 
@@ -77,10 +83,11 @@ def _leakage_lines(result: dict[str, Any]) -> list[str]:
 
 def render_text(result: dict[str, Any]) -> str:
     lines = [*_header(result), ""]
-    header = f"{'model':<16} " + " ".join(f"{LABELS[k]:>8}" for k in EVAL_METRICS)
+    width = _name_width(result["models"])
+    header = f"{'model':<{width}} " + " ".join(f"{LABELS[k]:>8}" for k in EVAL_METRICS)
     lines.append(header)
     for name, m in result["models"].items():
-        lines.append(f"{name:<16} " + " ".join(f"{m[k]:>8.4f}" for k in EVAL_METRICS))
+        lines.append(f"{name:<{width}} " + " ".join(f"{m[k]:>8.4f}" for k in EVAL_METRICS))
     for name, m in result["models"].items():
         if "verdict" not in m:
             continue

@@ -142,8 +142,8 @@ def dev_text(plan: dict[str, Any]) -> str:
     none = "no dev slice (too few train queries for its share of rows)"
     if plan["dev_queries"]:
         return (
-            f"{none}; watching {plan['dev_queries']:,} gate queries × {plan['dev_corpus']:,} passages every "
-            f"{plan['eval_steps']} steps; the last step is kept"
+            f"{none}; watching {plan['dev_queries']:,} {plan['dev_source']} queries × {plan['dev_corpus']:,} "
+            f"passages every {plan['eval_steps']} steps (never to choose: the last step is kept)"
         )
     return f"{none}: the last step is kept"
 

@@ -44,8 +44,9 @@ class TrainData:
     dev_queries: dict[str, str] = field(default_factory=dict)
     dev_corpus: dict[str, str] = field(default_factory=dict)
     dev_relevant: dict[str, set[str]] = field(default_factory=dict)
-    # "train": a slice carved from the train split, used to keep the best checkpoint; "gate": no slice could be
-    # carved, so the gate queries are evaluated to watch training (never to choose: the last step is kept)
+    # "train": a slice carved from the train split, used to keep the best checkpoint; "test" (else "gate"): no
+    # slice could be carved, so held-out queries are evaluated to watch training, never to choose (the last step
+    # is kept, so nothing about them reaches the model)
     dev_source: str = ""
     counts: dict[str, Any] = field(default_factory=dict)
 
@@ -72,6 +73,9 @@ class TrainData:
         return digest.hexdigest()[:16]
 
 
+WATCHED_SPLITS = ("test", "gate")
+
+
 def build_data(
     db: Database,
     *,
@@ -96,10 +100,10 @@ def build_data(
     use_negatives = hard_negatives and any(e.negatives for e in train)
     negatives, mined = _negatives(train, rng) if use_negatives else (None, 0)
     data = TrainData([e.query for e in train], [e.positive for e in train], negatives)
-    watch = dev or (reviewed_examples(db, "gate") if dev_fraction > 0 else [])
+    source, watch = ("train", dev) if dev else _watched(db, rng, dev_max_queries if dev_fraction > 0 else 0)
     if watch:
         data.dev_queries, data.dev_corpus, data.dev_relevant = _dev_set(db, watch, rng, dev_corpus_max)
-        data.dev_source = "train" if dev else "gate"
+        data.dev_source = source
     data.counts = {
         "pairs": len(examples),
         "train_rows": len(train),
@@ -154,6 +158,17 @@ def _dev_queries(
     if len(dev) < minimum:
         return set(), set()
     return dev, dev_docs
+
+
+def _watched(db: Database, rng: random.Random, cap: int) -> tuple[str, list[ReviewedExample]]:
+    """Without a dev slice: up to `cap` judged test queries (seeded), else gate queries, to watch training by."""
+    for split in WATCHED_SPLITS:
+        examples = reviewed_examples(db, split) if cap else []
+        queries = sorted({e.query_id for e in examples})
+        if queries:
+            picked = set(rng.sample(queries, min(cap, len(queries))))
+            return split, [e for e in examples if e.query_id in picked]
+    return "", []
 
 
 def _negatives(train: list[ReviewedExample], rng: random.Random) -> tuple[list[str], int]:

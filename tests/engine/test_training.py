@@ -201,6 +201,19 @@ def test_a_small_project_trains_on_every_row_and_only_watches_its_gate_queries(p
     assert (off.dev_queries, off.dev_source) == ({}, "")
 
 
+def test_without_a_dev_slice_the_test_queries_are_watched_first(tmp_path: Path, tiny_embedder_path: Path) -> None:
+    from tests.evalmodels import N_TEST, make_eval_project
+
+    project = make_eval_project(tmp_path, tiny_embedder_path)
+    data = build_data(project.db, seed=1, dev_fraction=0.1, dev_max_queries=8, dev_corpus_max=50, hard_negatives=True)
+    assert data.dev_source == "test"
+    assert len(data.dev_queries) == 8 < N_TEST  # capped at dev_max_queries, seeded
+    test_texts = {e.query for e in reviewed_examples(project.db, "test")}
+    assert set(data.dev_queries.values()) <= test_texts
+    assert data.rows == data.counts["pairs"]  # every train row still trains
+    project.close()
+
+
 def test_a_run_watching_gate_queries_keeps_its_last_step(tmp_path: Path, tiny_embedder_path: Path) -> None:
     project = make_project(tmp_path, tiny_embedder_path, train_per_doc=3)
     settings = settings_for(project, batch_size=8, max_steps=4)

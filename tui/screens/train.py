@@ -268,8 +268,9 @@ class TrainScreen(Screen[None]):
             f"{settings.get('loss', '?')} · batch {settings.get('batch_size', '?')}"
         )
         self.query_one("#train-status", Label).update(self._status_line(run))
-        watched = (config.get("plan") or {}).get("dev_source") == "gate"
-        self.query_one("#train-evals").border_title = "gate queries (watch only)" if watched else "dev evaluations"
+        source = (config.get("plan") or {}).get("dev_source", "train")
+        watched = source in ("test", "gate")
+        self.query_one("#train-evals").border_title = f"{source} queries (watch only)" if watched else "dev evaluations"
         if run["status"] in ("failed", "interrupted") and run["error"]:
             self._say(
                 f"Run {run['id']} {run['status']}: {run['error']}. Press r to resume from its last "

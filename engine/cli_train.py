@@ -68,7 +68,7 @@ def _follow(project: Project, run_id: int) -> dict[str, Any]:
                 err=True,
             )
         elif kind == "eval":
-            click.echo(f"  step {p['step']}: dev nDCG@10 {p.get('ndcg@10', float('nan')):.4f}", err=True)
+            click.echo(f"  step {p['step']}: held-out nDCG@10 {p.get('ndcg@10', float('nan')):.4f}", err=True)
         elif kind in ("cancelling", "cancelled"):
             click.echo(f"  {kind} at step {p['step']}", err=True)
 

@@ -38,7 +38,7 @@ def log_line(kind: str, payload: dict[str, Any]) -> str:
     if kind == "phase":
         return f"{payload['phase']}…"
     if kind == "eval":
-        return f"step {payload['step']}: dev nDCG@10 {payload.get('ndcg@10', float('nan')):.4f}"
+        return f"step {payload['step']}: held-out nDCG@10 {payload.get('ndcg@10', float('nan')):.4f}"
     if kind == "preflight":
         return f"smoke step {payload['step_seconds']:.2f} s; about {payload['estimated_seconds']:.0f} s to train"
     if kind == "progress":

@@ -5,8 +5,9 @@
   accepted and hardest first); a row whose query has none gets another document's positive, so every row has the
   same columns (sentence-transformers needs that) and the filler is no harder than an in-batch negative.
 - A dev slice is carved from the TRAIN split, by document and seeded: a dev query's documents never appear as a
-  training positive, so checkpoint selection (dev nDCG@10) measures generalisation. The test split is never
-  looked at while training: selecting checkpoints on it would leak it into the model.
+  training positive, so checkpoint selection (dev nDCG@10) measures generalisation. Only when no dev slice can be
+  carved are held-out test (else gate) queries evaluated, to watch training: never to select, since selecting
+  checkpoints on them would leak them into the model.
 - The dev corpus is the dev positives plus seeded distractors from the project's corpus (the dev queries' mined
   negatives first), capped so an evaluation costs seconds, not minutes, on a CPU.
 """

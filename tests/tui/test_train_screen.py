@@ -132,7 +132,7 @@ async def test_reattaches_and_follows_a_running_run_live(root: Path, launched: l
             assert "ETA 0:06" in status
             assert "0.4200" in text(screen, "#train-evals")
             log = screen.query_one("#train-log", RichLog)
-            assert any("dev nDCG@10 0.4200" in str(line.text) for line in log.lines)
+            assert any("held-out nDCG@10 0.4200" in str(line.text) for line in log.lines)
             store.flush(project.db, run_id, [("loss", "train", 8, 1.0)], [])
             await settle(pilot)
             assert chart.points("loss")[-1] == (8, 1.0)  # new points keep arriving

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -12,17 +11,16 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, VerticalScroll
-from textual.message import Message
+from textual.containers import VerticalScroll
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.timer import Timer
-from textual.widgets import Footer, Label, ProgressBar, Static
+from textual.widgets import Footer, Label, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.checks import CheckReport, run_checks
 from engine.project import Project, open_project
 from engine.store import runs
+from tui.job_progress import JobLine, JobProgress
 from tui.screens.confirm import ConfirmScreen
 from tui.session import Session
 
@@ -69,17 +67,6 @@ def mine_in_own_connection(root: Path, progress: Any, cancelled: Any) -> dict[st
         project.close()
 
 
-class MineProgress(Message):
-    """A mining stage; a newer one replaces an undelivered older one."""
-
-    def __init__(self, stage: str, done: int, total: int) -> None:
-        super().__init__()
-        self.stage, self.done, self.total = stage, done, total
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, MineProgress)
-
-
 class DataScreen(Screen[None]):
     BINDING_GROUP_TITLE = "Training data"
     DEFAULT_CSS = """
@@ -110,9 +97,6 @@ class DataScreen(Screen[None]):
         super().__init__()
         self.session = session
         self._cancel = threading.Event()
-        self._started = 0.0
-        self._stage = ""
-        self._ticker: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Label("Training data · checking…", id="data-title", markup=False)
@@ -122,9 +106,7 @@ class DataScreen(Screen[None]):
             yield Label("Hard negatives", classes="data-heading")
             yield Static("", id="data-mining", markup=False)
         yield Static("", id="data-message", markup=False)
-        with Horizontal(id="data-progress"):
-            yield Label("", id="data-stage", markup=False)
-            yield ProgressBar(id="data-bar", show_eta=False)
+        yield JobLine(id="data-progress", stage_id="data-stage")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -155,34 +137,24 @@ class DataScreen(Screen[None]):
         self._cancel.clear()
         self.running = True
         self._say("")
-        self.query_one(ProgressBar).update(total=None, progress=0)
-        self.query_one("#data-progress").display = True
-        self._started = time.monotonic()
-        self._show_stage("starting: loading the model…")
-        self._ticker = self.set_interval(1, self._show_stage)  # a stage can take minutes on a CPU
+        self.query_one(JobLine).start("starting: loading the model…")
         self._mine()
-
-    def _show_stage(self, stage: str | None = None) -> None:
-        self._stage = stage or self._stage
-        seconds = int(time.monotonic() - self._started)
-        self.query_one("#data-stage", Label).update(f"{self._stage} · {seconds // 60}:{seconds % 60:02d}")
 
     @work(thread=True, exclusive=True, group="data-mine", exit_on_error=False)
     def _mine(self) -> dict[str, Any]:
         worker = get_current_worker()
 
         def progress(stage: str, done: int, total: int) -> None:
-            self.post_message(MineProgress(stage, done, total))
+            self.post_message(JobProgress(stage, done, total))
 
         def cancelled() -> bool:
             return self._cancel.is_set() or worker.is_cancelled
 
         return mine_in_own_connection(self.session.project.root, progress, cancelled)
 
-    def on_mine_progress(self, message: MineProgress) -> None:
+    def on_job_progress(self, message: JobProgress) -> None:
         if self.running:
-            self._show_stage(f"{message.stage} {message.done:,}/{message.total:,}")
-            self.query_one(ProgressBar).update(total=max(message.total, 1), progress=message.done)
+            self.query_one(JobLine).show(message)
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
@@ -198,9 +170,7 @@ class DataScreen(Screen[None]):
         if event.worker.group != "data-mine":
             return
         self.running = False
-        if self._ticker is not None:
-            self._ticker.stop()
-        self.query_one("#data-progress").display = False
+        self.query_one(JobLine).stop()
         if state == WorkerState.SUCCESS:
             summary = event.worker.result
             self.notify(
@@ -222,7 +192,7 @@ class DataScreen(Screen[None]):
     def _confirmed(self, yes: bool | None) -> None:
         if yes and self.running:
             self._cancel.set()
-            self._show_stage("cancelling at the next step…")
+            self.query_one(JobLine).say("cancelling at the next step…")
 
     def action_recheck(self) -> None:
         self._load()

@@ -4,7 +4,6 @@ background; compare them side by side (baseline, deltas, best in bold) and drill
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
@@ -12,18 +11,17 @@ from typing import ClassVar
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, VerticalScroll
-from textual.message import Message
+from textual.containers import VerticalScroll
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Label, ProgressBar, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Label, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.eval_results import Candidate, EvalResult, candidates, load_eval_result
 from engine.project import Project, open_project
 from tui.errors import job_error_text
 from tui.eval_view import FILTERS, QUERY_COLUMNS, counts, diff_rows, next_in, sort_rows
+from tui.job_progress import JobLine, JobProgress
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.eval_query import EvalQueryScreen
 from tui.screens.evaluate_widgets import DiffTable, EvalSummary, ModelsTable
@@ -35,17 +33,6 @@ EMPTY = (
     "against the base, checks the general queries for forgetting, and refuses to run when test queries leaked "
     "into training.\n\nMark models with space, then press r."
 )
-
-
-class EvalProgress(Message):
-    """A stage of the running evaluation; a newer one replaces an undelivered older one."""
-
-    def __init__(self, stage: str, done: int, total: int) -> None:
-        super().__init__()
-        self.stage, self.done, self.total = stage, done, total
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, EvalProgress)
 
 
 def load_view(project: Project) -> tuple[list[Candidate], EvalResult | None]:
@@ -159,18 +146,13 @@ class EvaluateScreen(Screen[None]):
         self.sort_reverse = False
         self.filter_by = "all"
         self._cancel = threading.Event()
-        self._stage = ""
-        self._started = 0.0
-        self._ticker: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Label("Evaluate · loading…", id="eval-title", markup=False)
         with VerticalScroll(id="eval-summary"):
             yield EvalSummary("", id="eval-verdicts", markup=False)
         yield Static("", id="eval-message", markup=False)
-        with Horizontal(id="eval-progress"):
-            yield Label("", id="eval-stage", markup=False)
-            yield ProgressBar(id="eval-bar", show_eta=False)
+        yield JobLine(id="eval-progress", stage_id="eval-stage")
         with TabbedContent(id="eval-tabs", initial="models"):
             with TabPane("Models", id="models"):
                 yield ModelsTable(id="eval-models")
@@ -258,35 +240,25 @@ class EvaluateScreen(Screen[None]):
         self._cancel.clear()
         self.running = True
         self._say("")
-        self.query_one(ProgressBar).update(total=None, progress=0)
-        self.query_one("#eval-progress").display = True
-        self._started = time.monotonic()
-        self._show_stage("starting: checking for leakage, loading the models…")
-        self._ticker = self.set_interval(1, self._show_stage)
+        self.query_one(JobLine).start("starting: checking for leakage, loading the models…")
         self._run(refs or ["base"])
-
-    def _show_stage(self, stage: str | None = None) -> None:
-        self._stage = stage or self._stage
-        seconds = int(time.monotonic() - self._started)
-        self.query_one("#eval-stage", Label).update(f"{self._stage} · {seconds // 60}:{seconds % 60:02d}")
 
     @work(thread=True, exclusive=True, group="eval-run", exit_on_error=False)
     def _run(self, refs: list[str]) -> tuple[list[Candidate], EvalResult | None]:
         worker = get_current_worker()
 
         def progress(stage: str, done: int, total: int) -> None:
-            self.post_message(EvalProgress(stage, done, total))
+            self.post_message(JobProgress(stage, done, total))
 
         def cancelled() -> bool:
             return self._cancel.is_set() or worker.is_cancelled
 
         return run_and_load(self.session.project.root, refs, progress, cancelled)
 
-    def on_eval_progress(self, message: EvalProgress) -> None:
+    def on_job_progress(self, message: JobProgress) -> None:
         if not self.running:
             return
-        self._show_stage(f"{message.stage} {message.done:,}/{message.total:,}")
-        self.query_one(ProgressBar).update(total=max(message.total, 1), progress=message.done)
+        self.query_one(JobLine).show(message)
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
@@ -302,9 +274,7 @@ class EvaluateScreen(Screen[None]):
                 self._say(f"Could not read the stored evaluation: {event.worker.error}", "-error")
         elif group == "eval-run":
             self.running = False
-            if self._ticker is not None:
-                self._ticker.stop()
-            self.query_one("#eval-progress").display = False
+            self.query_one(JobLine).stop()
             if state == WorkerState.SUCCESS:
                 self._take(event.worker.result, fresh=True)
                 verdicts = self.result.report["verdict"] if self.result else {}
@@ -331,7 +301,7 @@ class EvaluateScreen(Screen[None]):
     def _confirmed(self, yes: bool | None) -> None:
         if yes and self.running:
             self._cancel.set()
-            self._show_stage("cancelling at the next block…")
+            self.query_one(JobLine).say("cancelling at the next block…")
 
     # --- keys -------------------------------------------------------------------------------------------
 

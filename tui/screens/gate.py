@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
@@ -11,18 +10,17 @@ from typing import ClassVar
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, VerticalScroll
-from textual.message import Message
+from textual.containers import VerticalScroll
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Label, ProgressBar, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Label, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.gate_results import GateResult, load_gate_result
 from engine.project import open_project
 from tui.errors import job_error_text
 from tui.gate_queries import Changes, next_column, sorted_outcomes
+from tui.job_progress import JobLine, JobProgress
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.gate_query import QueryScreen
 from tui.screens.gate_widgets import ArmChart, GateSummary, MetricsTable, QueryTable
@@ -36,18 +34,6 @@ EMPTY = (
 
 
 SHORT = 30  # rows below which the summary gives more of the screen to the chart and the drill-down
-
-
-class GateProgress(Message):
-    """A stage of the running gate; a newer one replaces an undelivered older one, so a fast gate never floods
-    the event loop."""
-
-    def __init__(self, stage: str, done: int, total: int) -> None:
-        super().__init__()
-        self.stage, self.done, self.total = stage, done, total
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, GateProgress)
 
 
 def run_and_load(
@@ -105,18 +91,13 @@ class GateScreen(Screen[None]):
         self.sort_column = "id"
         self.sort_reverse = False
         self._cancel = threading.Event()
-        self._stage = ""
-        self._started = 0.0
-        self._ticker: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Label("Gate · loading…", id="gate-title", markup=False)
         with VerticalScroll(id="gate-summary"):
             yield GateSummary()
         yield Static("", id="gate-message", markup=False)
-        with Horizontal(id="gate-progress"):
-            yield Label("", id="gate-stage", markup=False)
-            yield ProgressBar(id="gate-bar", show_eta=False)
+        yield JobLine(id="gate-progress", stage_id="gate-stage")
         with TabbedContent(id="gate-tabs", initial="arms"):
             with TabPane("Arms", id="arms"), VerticalScroll():
                 yield ArmChart(id="arm-chart")
@@ -180,25 +161,15 @@ class GateScreen(Screen[None]):
         self._cancel.clear()
         self.running = True
         self._say("")
-        self.query_one(ProgressBar).update(total=None, progress=0)
-        self.query_one("#gate-progress").display = True
-        self._started = time.monotonic()
-        self._show_stage("starting: loading the model…")
-        # a stage can last minutes (a block of 256 passages on a CPU): the clock shows the gate is alive
-        self._ticker = self.set_interval(1, self._show_stage)
+        self.query_one(JobLine).start("starting: loading the model…")
         self._run()
-
-    def _show_stage(self, stage: str | None = None) -> None:
-        self._stage = stage or self._stage
-        seconds = int(time.monotonic() - self._started)
-        self.query_one("#gate-stage", Label).update(f"{self._stage} · {seconds // 60}:{seconds % 60:02d}")
 
     @work(thread=True, exclusive=True, group="gate-run", exit_on_error=False)
     def _run(self) -> GateResult | None:
         worker = get_current_worker()
 
         def progress(stage: str, done: int, total: int) -> None:
-            self.post_message(GateProgress(stage, done, total))  # thread-safe; touching widgets here is not
+            self.post_message(JobProgress(stage, done, total))  # thread-safe; touching widgets here is not
 
         def cancelled() -> bool:
             # the cancel key, or Textual cancelling the worker (app quitting)
@@ -206,11 +177,10 @@ class GateScreen(Screen[None]):
 
         return run_and_load(self.session.project.root, progress, cancelled)
 
-    def on_gate_progress(self, message: GateProgress) -> None:
+    def on_job_progress(self, message: JobProgress) -> None:
         if not self.running:
             return
-        self._show_stage(f"{message.stage} {message.done:,}/{message.total:,}")
-        self.query_one(ProgressBar).update(total=max(message.total, 1), progress=message.done)
+        self.query_one(JobLine).show(message)
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
@@ -226,9 +196,7 @@ class GateScreen(Screen[None]):
                 self._say(f"Could not read the stored gate result: {event.worker.error}", "-error")
         elif group == "gate-run":
             self.running = False
-            if self._ticker is not None:
-                self._ticker.stop()
-            self.query_one("#gate-progress").display = False
+            self.query_one(JobLine).stop()
             if state == WorkerState.SUCCESS:
                 self.result = event.worker.result
                 self.notify(f"Gate finished: {self.result.verdict if self.result else '?'}", title="Gate")
@@ -248,7 +216,7 @@ class GateScreen(Screen[None]):
     def _confirmed(self, yes: bool | None) -> None:
         if yes and self.running:
             self._cancel.set()
-            self._show_stage("cancelling at the next step…")
+            self.query_one(JobLine).say("cancelling at the next step…")
 
     # --- keys -------------------------------------------------------------------------------------------
 

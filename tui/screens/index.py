@@ -13,7 +13,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Label, ProgressBar, Static
@@ -22,6 +21,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from engine.indexing import list_indexes, make_live, rollback, status_text, suggested_model
 from engine.project import open_project
 from tui.errors import job_error_text
+from tui.job_progress import JobProgress
 from tui.screens.confirm import ConfirmScreen
 from tui.session import Session
 
@@ -31,17 +31,6 @@ EMPTY = (
     "No index yet. Press b to embed the corpus into a LanceDB table; it becomes the live index that search "
     "uses. Each build writes a new table, so the old one stays for rollback."
 )
-
-
-class IndexProgress(Message):
-    """A build step; a newer one replaces an undelivered older one so a fast build never floods the loop."""
-
-    def __init__(self, stage: str, done: int, total: int) -> None:
-        super().__init__()
-        self.stage, self.done, self.total = stage, done, total
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, IndexProgress)
 
 
 def build_and_list(
@@ -264,14 +253,14 @@ class IndexScreen(Screen[None]):
         worker = get_current_worker()
 
         def progress(stage: str, done: int, total: int) -> None:
-            self.post_message(IndexProgress(stage, done, total))  # thread-safe; touching widgets here is not
+            self.post_message(JobProgress(stage, done, total))  # thread-safe; touching widgets here is not
 
         def cancelled() -> bool:
             return self._cancel.is_set() or worker.is_cancelled
 
         return build_and_list(self.session.project.root, model, progress, cancelled)
 
-    def on_index_progress(self, message: IndexProgress) -> None:
+    def on_job_progress(self, message: JobProgress) -> None:
         if self.running:
             self._show(message.stage, message.done, message.total)
             self.query_one(ProgressBar).update(total=max(message.total, 1), progress=message.done)

@@ -39,27 +39,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import log, quiet_environment  # bench/common.py (this folder is on sys.path when run)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "scifact"
 BATCH = 32
 KEYS = ("recall@1", "recall@5", "recall@10", "recall@100", "mrr@10", "ndcg@10", "map@100")
-
-
-def quiet_environment() -> None:
-    for key, value in (
-        ("HF_HUB_OFFLINE", "1"),
-        ("TRANSFORMERS_OFFLINE", "1"),
-        ("TOKENIZERS_PARALLELISM", "false"),
-        ("TQDM_DISABLE", "1"),
-        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
-        ("TRANSFORMERS_VERBOSITY", "error"),
-    ):
-        os.environ.setdefault(key, value)
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def cpu_seconds() -> float:

@@ -39,13 +39,13 @@ import math
 import os
 import resource
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import log, quiet_environment  # bench/common.py (this folder is on sys.path when run)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "scifact"
@@ -54,21 +54,6 @@ PUBLISHED_NDCG10 = 0.645  # MTEB leaderboard, all-MiniLM-L6-v2 on SciFact (64.51
 BATCH = 32
 DEPTH = 100
 TABLE_KEYS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
-
-
-def quiet_environment() -> None:
-    for key, value in (
-        ("HF_HUB_OFFLINE", "1"),
-        ("TOKENIZERS_PARALLELISM", "false"),
-        ("TQDM_DISABLE", "1"),
-        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
-        ("TRANSFORMERS_VERBOSITY", "error"),
-    ):
-        os.environ.setdefault(key, value)
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def peak_rss_mib() -> float:

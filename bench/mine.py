@@ -37,24 +37,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import log, quiet_environment  # bench/common.py (this folder is on sys.path when run)
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_project"
 sys.path.insert(0, str(ROOT))
-
-
-def quiet_environment() -> None:
-    for key, value in (
-        ("HF_HUB_OFFLINE", "1"),
-        ("TOKENIZERS_PARALLELISM", "false"),
-        ("TQDM_DISABLE", "1"),
-        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
-        ("TRANSFORMERS_VERBOSITY", "error"),
-    ):
-        os.environ.setdefault(key, value)
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

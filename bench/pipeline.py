@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import quiet_environment  # bench/common.py (this folder is on sys.path when run)
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 EMBTUNE = [sys.executable, "-c", "from engine.cli import main; main()"]
@@ -109,6 +111,7 @@ def main() -> None:
     parser.add_argument("--distractors", type=int, default=3500)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    quiet_environment()
     work = args.work.resolve()
     work.mkdir(parents=True)
     project = work / "project"

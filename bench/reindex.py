@@ -34,26 +34,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import log, quiet_environment  # bench/common.py (this folder is on sys.path when run)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "scifact"
 MODEL = "all-MiniLM-L6-v2"
 BLOCK = 256
 BATCH = 32
-for key, value in (
-    ("HF_HUB_OFFLINE", "1"),
-    ("TRANSFORMERS_OFFLINE", "1"),
-    ("TOKENIZERS_PARALLELISM", "false"),
-    ("TQDM_DISABLE", "1"),
-    ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
-    ("LANCEDB_LOG", "error"),
-):
-    os.environ.setdefault(key, value)
+quiet_environment()
 sys.path.insert(0, str(ROOT))
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message} (load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
 
 
 def embtune(*args: str) -> None:

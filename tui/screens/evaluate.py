@@ -14,7 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Label, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.eval_results import Candidate, EvalResult, candidates, load_eval_result
@@ -22,6 +22,7 @@ from engine.project import Project, open_project
 from tui.errors import job_error_text
 from tui.eval_view import FILTERS, QUERY_COLUMNS, counts, diff_rows, next_in, sort_rows
 from tui.job_progress import JobLine, JobProgress
+from tui.notice import Notice
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.eval_query import EvalQueryScreen
 from tui.screens.evaluate_widgets import DiffTable, EvalSummary, ModelsTable
@@ -151,7 +152,7 @@ class EvaluateScreen(Screen[None]):
         yield Label("Evaluate · loading…", id="eval-title", markup=False)
         with VerticalScroll(id="eval-summary"):
             yield EvalSummary("", id="eval-verdicts", markup=False)
-        yield Static("", id="eval-message", markup=False)
+        yield Notice(id="eval-message")
         yield JobLine(id="eval-progress", stage_id="eval-stage")
         with TabbedContent(id="eval-tabs", initial="models"):
             with TabPane("Models", id="models"):
@@ -225,11 +226,7 @@ class EvaluateScreen(Screen[None]):
         table.show(shown, self.baseline, model, self.sort_column, self.sort_reverse)
 
     def _say(self, text: str, kind: str = "") -> None:
-        message = self.query_one("#eval-message", Static)
-        message.update(text)
-        message.display = bool(text)
-        for name in ("-error", "-note"):
-            message.set_class(kind == name, name)
+        self.query_one(Notice).say(text, kind)
 
     # --- running ----------------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Label, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.gate_results import GateResult, load_gate_result
@@ -21,6 +21,7 @@ from engine.project import open_project
 from tui.errors import job_error_text
 from tui.gate_queries import Changes, next_column, sorted_outcomes
 from tui.job_progress import JobLine, JobProgress
+from tui.notice import Notice
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.gate_query import QueryScreen
 from tui.screens.gate_widgets import ArmChart, GateSummary, MetricsTable, QueryTable
@@ -96,7 +97,7 @@ class GateScreen(Screen[None]):
         yield Label("Gate · loading…", id="gate-title", markup=False)
         with VerticalScroll(id="gate-summary"):
             yield GateSummary()
-        yield Static("", id="gate-message", markup=False)
+        yield Notice(id="gate-message")
         yield JobLine(id="gate-progress", stage_id="gate-stage")
         with TabbedContent(id="gate-tabs", initial="arms"):
             with TabPane("Arms", id="arms"), VerticalScroll():
@@ -147,11 +148,7 @@ class GateScreen(Screen[None]):
         )
 
     def _say(self, text: str, kind: str = "") -> None:
-        message = self.query_one("#gate-message", Static)
-        message.update(text)
-        message.display = bool(text)
-        for name in ("-error", "-note"):
-            message.set_class(kind == name, name)
+        self.query_one(Notice).say(text, kind)
 
     # --- running ----------------------------------------------------------------------------------------
 

@@ -15,13 +15,14 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Input, Label, ProgressBar, Static
+from textual.widgets import DataTable, Footer, Input, Label, ProgressBar
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.indexing import list_indexes, make_live, rollback, status_text, suggested_model
 from engine.project import open_project
 from tui.errors import job_error_text
 from tui.job_progress import JobProgress
+from tui.notice import Notice
 from tui.screens.confirm import ConfirmScreen
 from tui.session import Session
 
@@ -180,11 +181,10 @@ class IndexScreen(Screen[None]):
         self._stage = ""
         self._stage_started = 0.0
         self._shown = False  # the first listing is drawn even when empty
-        self._message = ""
 
     def compose(self) -> ComposeResult:
         yield Label("Index · loading…", id="index-title", markup=False)
-        yield Static("", id="index-message", markup=False)
+        yield Notice(id="index-message")
         with Horizontal(id="index-progress"):
             yield Label("", id="index-stage", markup=False)
             yield ProgressBar(id="index-bar", show_eta=False)
@@ -220,12 +220,7 @@ class IndexScreen(Screen[None]):
         self.query_one("#index-title", Label).update(f"{title} · {len(rows)} table(s)")
 
     def _say(self, text: str, kind: str = "") -> None:
-        message = self.query_one("#index-message", Static)
-        self._message = text
-        message.update(text)
-        message.display = bool(text)
-        for name in ("-error", "-note"):
-            message.set_class(kind == name, name)
+        self.query_one(Notice).say(text, kind)
 
     # --- building ---------------------------------------------------------------------------------------
 
@@ -297,7 +292,7 @@ class IndexScreen(Screen[None]):
             self.tables, self._shown = rows, True
         if not rows and not self.running:
             self._say(EMPTY, "-note")
-        elif self._message == EMPTY:  # a build started elsewhere: the empty-state note no longer holds
+        elif self.query_one(Notice).text == EMPTY:  # a build started elsewhere: the empty-state note no longer holds
             self._say("")
 
     def _finished(self, state: WorkerState, worker: Worker[Any]) -> None:

@@ -3,7 +3,6 @@ ranks that moved."""
 
 from __future__ import annotations
 
-import sys
 from typing import Any, ClassVar
 
 from textual import on, work
@@ -16,10 +15,14 @@ from textual.widgets import DataTable, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from engine.search import Results, Searcher, moved
+from tui.errors import job_error_text
+from tui.notice import Notice
 from tui.session import Session
 
 K = 10
 TEXT_WIDTH = 70
+
+SEARCH_ERRORS = (("engine.indexing", "IndexingError"), ("engine.model_ref", "ModelRefError"))
 
 
 def moved_text(places: int | None, compared: bool) -> str:
@@ -93,7 +96,7 @@ class SearchScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Label("Search the live index · enter searches · ctrl+t base vs tuned", id="search-title", markup=False)
         yield Input(placeholder="a query, as your users would type it", id="search-input")
-        yield Static("", id="search-message", markup=False)
+        yield Notice(id="search-message")
         with Horizontal(id="search-results"):
             yield HitsTable(id="search-live")
             yield HitsTable(id="search-base")
@@ -123,7 +126,7 @@ class SearchScreen(Screen[None]):
             self._say("")
             self.show(event.worker.result)
         elif event.state == WorkerState.ERROR:
-            self._say(self._error(event.worker.error), "-error")
+            self._say(job_error_text(event.worker.error, "search", SEARCH_ERRORS), "-error")
 
     def show(self, results: Results) -> None:
         self.results = results
@@ -146,25 +149,7 @@ class SearchScreen(Screen[None]):
             self.query_one("#search-text", Static).update(f"{hit.doc_id} · {hit.chunk_id}\n{hit.text}")
 
     def _say(self, text: str, kind: str = "") -> None:
-        message = self.query_one("#search-message", Static)
-        message.update(text)
-        message.display = bool(text)
-        for name in ("-error", "-note"):
-            message.set_class(kind == name, name)
-
-    @staticmethod
-    def _error(error: BaseException | None) -> str:
-        user = tuple(
-            getattr(sys.modules[m], n)
-            for m, n in (
-                ("engine.indexing", "IndexingError"),
-                ("engine.model_ref", "ModelRefError"),
-                ("engine.models", "ModelNotFoundError"),
-            )
-            if m in sys.modules
-        )
-        prefix = "" if isinstance(error, user) else f"{type(error).__name__}: "
-        return f"Cannot search: {prefix}{error}"
+        self.query_one(Notice).say(text, kind)
 
     def action_toggle_compare(self) -> None:
         self.compare = not self.compare

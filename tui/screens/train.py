@@ -21,6 +21,7 @@ from textual.worker import Worker, WorkerState
 from engine import train_view
 from engine.project import Project
 from tui import train_chart
+from tui.notice import Notice
 from tui.screens.confirm import ConfirmScreen
 from tui.session import Session
 
@@ -191,7 +192,7 @@ class TrainScreen(Screen[None]):
         yield Label(
             "detached: a run keeps going if you quit embtune or lose SSH; reopening re-attaches", id="train-detached"
         )
-        yield Static("", id="train-message", markup=False)
+        yield Notice(id="train-message")
         yield TrainChart(id="train-chart")
         with Horizontal(id="train-bottom"):
             yield Static("", id="train-evals", markup=False)
@@ -306,10 +307,7 @@ class TrainScreen(Screen[None]):
         self.query_one("#train-evals", Static).update("\n".join(lines))
 
     def _say(self, text: str, kind: str = "") -> None:
-        message = self.query_one("#train-message", Static)
-        message.update(text)
-        message.display = bool(text)
-        message.set_class(kind == "-error", "-error")
+        self.query_one(Notice).say(text, kind)
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:

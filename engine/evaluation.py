@@ -20,12 +20,12 @@ from engine.eval_leakage import Leakage, find_leakage
 from engine.eval_verdict import GeneralCheck, Verdict, change_counts, decide
 from engine.metrics import bootstrap_ci, evaluate_run, first_relevant_rank
 from engine.model_ref import ModelRef, ModelRefError, resolve_ref
+from engine.progress import Progress, cancellable
 from engine.project import Project
 from engine.retrieval import dense_search, to_documents
 from engine.store import corpus, runs
 from engine.store import evals as store
 
-Progress = Callable[[str, int, int], None]
 DOC_DEPTH = 100  # documents kept per query: enough for recall@100 and map@100
 CHUNK_DEPTH = 1000  # chunks searched before collapsing to documents
 KS = (1, 5, 10, 100)
@@ -148,12 +148,7 @@ def run_eval(
     config = project.config.evaluation
     split = split or config.split
     is_cancelled = cancelled or (lambda: False)
-
-    def report_progress(stage: str, done: int, total: int) -> None:
-        if is_cancelled():
-            raise InterruptedError("evaluation cancelled")
-        if progress:
-            progress(stage, done, total)
+    report_progress = cancellable(progress, is_cancelled, "evaluation")
 
     refs = _refs(project, models)
     queries = _queries(project, split)

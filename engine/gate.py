@@ -16,11 +16,11 @@ from engine.chunking import chunk_text, spec_from_dict
 from engine.embedding import Encoder, open_encoder
 from engine.ingest import source_chunk_text
 from engine.metrics import DEFAULT_KS, bootstrap_ci, evaluate_run, first_relevant_rank, wins_losses
+from engine.progress import Progress, cancellable
 from engine.project import Project
 from engine.retrieval import BM25, Expander, dense_search, load_expansions, reciprocal_rank_fusion, rerank, to_documents
 from engine.store import corpus, runs
 
-Progress = Callable[[str, int, int], None]
 DOC_DEPTH = 100  # documents kept per query: enough for recall@100 and map@100
 VERDICTS = ("STOP", "FINE_TUNE", "GREY", "COLLECT_MORE", "INCOMPLETE")
 
@@ -111,12 +111,7 @@ def run_gate(
     `cancelled` is polled at every progress step and encoded block; when it turns true the run stops with
     InterruptedError and is recorded as 'cancelled'."""
     is_cancelled = cancelled or (lambda: False)
-
-    def report_progress(stage: str, done: int, total: int) -> None:
-        if is_cancelled():
-            raise InterruptedError("gate cancelled")
-        if progress:
-            progress(stage, done, total)
+    report_progress = cancellable(progress, is_cancelled, "gate")
 
     gate = project.config.gate
     queries = _gate_queries(project)

@@ -23,13 +23,13 @@ import numpy as np
 
 from engine.ann import AnnResult, build_ann, exact
 from engine.model_ref import resolve_ref
+from engine.progress import Progress
 from engine.project import Project
 from engine.store import indexes, runs
 from engine.store.db import write
 from engine.store.embeddings import cached_vectors
 from engine.store.training import cancel_requested
 
-Progress = Callable[[str, int, int], None]
 os.environ.setdefault("LANCEDB_LOG", "error")  # Rust WARN lines go straight to fd 2 and would draw over a TUI
 STALE_SECONDS = 300.0  # a building run without a heartbeat for this long is dead even if its pid was reused
 RECALL_QUERIES = 200

@@ -39,11 +39,11 @@ import numpy as np
 
 from engine import mining_select as select
 from engine.config import MiningConfig
+from engine.progress import Progress, cancellable
 from engine.project import Project
 from engine.store import corpus, runs, write
 from engine.store import negatives as store
 
-Progress = Callable[[str, int, int], None]
 MINER = "mine_hard_negatives"
 
 
@@ -63,12 +63,7 @@ def mine_negatives(
     a cancelled run raises InterruptedError, is recorded as 'cancelled' and stores nothing."""
     started = time.monotonic()
     is_cancelled = cancelled or (lambda: False)
-
-    def report(stage: str, done: int, total: int) -> None:
-        if is_cancelled():
-            raise InterruptedError("mining cancelled")
-        if progress:
-            progress(stage, done, total)
+    report = cancellable(progress, is_cancelled, "mining")
 
     config = project.config.mining
     pairs = store.mining_pairs(project.db, split)

@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.config import MiningConfig
+from engine.progress import Progress
 from engine.project import Project
 from engine.store import negatives as store
-
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass

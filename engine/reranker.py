@@ -11,14 +11,12 @@ import logging as std_logging
 import math
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from engine.progress import Progress
 from engine.project import Project
 from engine.store import corpus, runs
-
-Progress = Callable[[str, int, int], None]
 
 
 class RerankerError(Exception):

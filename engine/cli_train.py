@@ -257,11 +257,15 @@ def resume(directory: Path, run_id: int, wait: bool, as_json: bool) -> None:
 @handles_errors
 def logs(directory: Path, run_id: int, tail: int, follow: bool) -> None:
     """A run's worker log (runs/RUN/worker.log): warnings, tracebacks, the outcome."""
-    from engine.jobs import log_path, read_log, reap_stale
+    from engine.jobs import JobError, log_path, read_log, reap_stale
     from engine.store.training import train_run
 
     project = open_project(directory)
+    if train_run(project.db, run_id) is None:
+        raise JobError(f"no training run {run_id} (see `embtune runs {project.root}`)")
     lines = read_log(project, run_id, tail)
+    if not lines and not follow:
+        click.echo(f"Run {run_id} has written no log yet.", err=True)
     for line in lines:
         click.echo(line)
     if not follow:

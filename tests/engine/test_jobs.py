@@ -146,3 +146,6 @@ def test_cancel_from_the_cli_leaves_a_resumable_checkpoint(root: Path) -> None:
     code, _, text = cli("resume", root, 999)
     assert code == 2
     assert "no training run 999" in text
+    code, _, text = cli("logs", root, 999)
+    assert code == 2
+    assert "no training run 999" in text

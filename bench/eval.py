@@ -9,7 +9,7 @@ FOLDER links SciFact's corpus.jsonl, queries.jsonl and qrels/test.tsv + train.ts
 after an untimed warm-up (imports, one model load, one small encode):
 
 1. Cold, alternating order over --repeats rounds, each embtune round on a freshly imported project (empty cache):
-   - embtune: engine.evaluation.run_eval(project, ["base"], allow_leakage=True): what `embtune eval DIR --models
+   - embtune: engine.evaluate.run.run_eval(project, ["base"], allow_leakage=True): what `embtune eval DIR --models
      base --allow-leakage` runs (SciFact's test split repeats 3 train queries: the guard names them)
      (load + fit max_seq_length, leakage guard, encode corpus and queries into the cache, search, metrics,
      bootstrap intervals, store the run);
@@ -113,7 +113,7 @@ def new_project(work: Path, beir: Path, name: str) -> Any:
 
 
 def run_embtune(project: Any) -> tuple[dict[str, Any], float, float]:
-    from engine.evaluation import run_eval
+    from engine.evaluate.run import run_eval
 
     cpu, start = cpu_seconds(), time.perf_counter()
     # SciFact's test split repeats 3 train queries (the guard names them); measured anyway, like the evaluator
@@ -173,7 +173,7 @@ def ir_on_cached_vectors(project: Any, data: Any) -> dict[str, float]:
     """The evaluator given embtune's cached corpus vectors (no encoding of the corpus on its side)."""
     import torch
 
-    from engine.embedding import open_encoder
+    from engine.models.encoder import open_encoder
 
     _, corpus_texts, _ = data
     texts = list(corpus_texts.values())
@@ -188,8 +188,8 @@ def warm_up(model_path: str, texts: list[str]) -> int:
     """Imports, one model load and a small encode, untimed; returns the max_seq_length embtune fits to `texts`."""
     from sentence_transformers import SentenceTransformer
 
-    import engine.evaluation  # noqa: F401  the engine's imports, outside any timing
-    from engine.embedding import fit_max_seq_length
+    import engine.evaluate.run  # noqa: F401  the engine's imports, outside any timing
+    from engine.models.encoder import fit_max_seq_length
 
     model = SentenceTransformer(model_path, device="cpu")
     model.encode(["warm up", "the tokenizer and the threads"])
@@ -204,7 +204,7 @@ def diff(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from engine.models import resolve_model
+    from engine.models.resolve import resolve_model
 
     beir = write_beir(args.data.resolve(), work / "beir", args.limit_docs, args.limit_queries)
     model_path = str(resolve_model("all-MiniLM-L6-v2").path)

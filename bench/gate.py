@@ -17,7 +17,7 @@ Everything runs in this one process, after an untimed warm-up (imports, one mode
 2. Cache: the same base-arm gate again on each unchanged project; and the full gate twice (before any re-ranker
    exists: cross-encoder scores are not cached, so their cost shows in the last gate's stages instead).
 3. The full gate (all arms that can run) on the last project; with `--train-reranker` the project's cross-encoder
-   is then trained (engine.reranker.train_reranker, capped at --reranker-steps) and the full gate runs once more,
+   is then trained (engine.train.reranker.train_reranker, capped at --reranker-steps) and the full gate runs once more,
    re-ranking arms included: its arms and verdict are the ones reported.
    Its base nDCG@10 is set against MTEB's published 0.645 and against sentence-transformers'
    InformationRetrievalEvaluator given the very same corpus embeddings.
@@ -122,7 +122,7 @@ def write_beir(source: Path, folder: Path, limit_docs: int | None, limit_queries
 
 
 def plain_text(doc: dict[str, Any]) -> str:
-    # engine.ingest.source_chunk_text: the title, a newline, the abstract (checked equal in main()).
+    # engine.ingest.batch.source_chunk_text: the title, a newline, the abstract (checked equal in main()).
     title = doc.get("title") or ""
     return f"{title}\n{doc['text']}" if title else doc["text"]
 
@@ -133,7 +133,7 @@ def plain_text(doc: dict[str, Any]) -> str:
 def new_project(root: Path, beir: Path, args: argparse.Namespace) -> tuple[Any, float]:
     """init_project + a project.yaml for this bench + the SciFact import; returns (project, import seconds)."""
     from engine.config import ChunkingConfig, config_from_dict, dump_config
-    from engine.importing import import_beir
+    from engine.ingest.importing import import_beir
     from engine.project import init_project, open_project
 
     init_project(root).close()
@@ -181,7 +181,7 @@ class Stages:
 
 
 def gate_once(project: Any, arms: set[str] | None, label: str) -> tuple[Any, float, Stages]:
-    from engine.gate import run_gate
+    from engine.gate.run import run_gate
 
     stages = Stages(label)
     start = time.perf_counter()
@@ -243,7 +243,7 @@ def plain_run(model_path: Path, beir: Path, max_seq_length: int) -> dict[str, An
 
 
 def plain_metrics(ranked: dict[str, list[str]], qrels: dict[str, set[str]]) -> dict[str, float]:
-    """recall@1/5/10, MRR@10 and binary nDCG@10, written out independently of engine.metrics."""
+    """recall@1/5/10, MRR@10 and binary nDCG@10, written out independently of engine.retrieval.metrics."""
     sums = dict.fromkeys(TABLE_KEYS, 0.0)
     for qid, relevant in qrels.items():
         hits = [d in relevant for d in ranked.get(qid, [])]
@@ -259,13 +259,13 @@ def plain_metrics(ranked: dict[str, list[str]], qrels: dict[str, set[str]]) -> d
 
 
 def ir_check(project: Any, plain: dict[str, Any] | None) -> dict[str, Any]:
-    """nDCG@10 and friends from sentence-transformers' evaluator vs engine.metrics on the same embeddings."""
+    """nDCG@10 and friends from sentence-transformers' evaluator vs engine.retrieval.metrics on the same embeddings."""
     import torch
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
-    from engine.embedding import open_encoder
-    from engine.metrics import evaluate_run
-    from engine.retrieval import dense_search, to_documents
+    from engine.models.encoder import open_encoder
+    from engine.retrieval.arms import dense_search, to_documents
+    from engine.retrieval.metrics import evaluate_run
     from engine.store import corpus
 
     chunk_ids, chunk_docs, chunk_texts = corpus.retrieval_chunks(project.db)
@@ -460,7 +460,7 @@ def print_summary(results: dict[str, Any]) -> None:
     print(
         f"\nnDCG@10: base arm {base_ndcg:.4f} | published (MTEB) {PUBLISHED_NDCG10:.3f} "
         f"(diff {base_ndcg - PUBLISHED_NDCG10:+.4f}) | InformationRetrievalEvaluator {same['ndcg@10']:.6f} vs "
-        f"engine.metrics {ours['ndcg@10']:.6f} on the same embeddings (|diff| {ir['abs_diff']['ndcg@10']:.1e}; "
+        f"embtune metrics {ours['ndcg@10']:.6f} on the same embeddings (|diff| {ir['abs_diff']['ndcg@10']:.1e}; "
         f"max over R@1/5/10, MRR, nDCG, MAP {max(ir['abs_diff'].values()):.1e})"
     )
     if "ir_evaluator_on_plain_embeddings" in ir:
@@ -538,9 +538,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from engine.embedding import fit_max_seq_length
-    from engine.ingest import source_chunk_text
-    from engine.models import resolve_model
+    from engine.ingest.batch import source_chunk_text
+    from engine.models.encoder import fit_max_seq_length
+    from engine.models.resolve import resolve_model
 
     import_s = time.perf_counter() - t
     model_path = resolve_model(MODEL).path
@@ -549,7 +549,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     texts = [plain_text(d) for d in docs]
     mismatched = sum(plain_text(d) != source_chunk_text(d.get("title") or "", d["text"]) for d in docs)
     if mismatched:
-        raise RuntimeError(f"{mismatched} documents compose differently from engine.ingest.source_chunk_text")
+        raise RuntimeError(f"{mismatched} documents compose differently from engine.ingest.batch.source_chunk_text")
     warm = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
     default_length = int(warm.max_seq_length)
     fitted = fit_max_seq_length(warm, texts)
@@ -670,7 +670,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     results["repeat"] = cache
     results["full_gate"] = first
     if args.train_reranker:
-        from engine.reranker import RerankerSettings, train_reranker
+        from engine.train.reranker import RerankerSettings, train_reranker
 
         log(f"training the re-ranker (at most {args.reranker_steps} steps)")
         stages = Stages("reranker")

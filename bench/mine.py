@@ -6,7 +6,7 @@ The project is `embtune init DIR --from sample_project` (base model all-MiniLM-L
 settings: ranks 10-50, relative margin 0.05, top 3). Everything runs in this one process, after an untimed
 warm-up (imports, one model load, one small encode):
 
-- embtune, cold: engine.mining.mine_negatives on the project with its embedding cache and negatives emptied
+- embtune, cold: engine.data.mining.mine_negatives on the project with its embedding cache and negatives emptied
   first (untimed), so it encodes the whole corpus and every train query, as a first run does;
 - plain: what a user would write with sentence-transformers alone, timed from reading the sample's files: the
   train pairs from qrels/train.tsv, the corpus as title + newline + text (the project's chunk texts, checked
@@ -51,7 +51,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def make_project(root: Path) -> Any:
     """`embtune init ROOT --from sample_project`, through the same engine calls the command makes."""
-    from engine.importing import import_sources
+    from engine.ingest.importing import import_sources
     from engine.project import init_project
 
     project = init_project(root, template=SAMPLE)
@@ -89,7 +89,7 @@ def time_encoding() -> None:
 
 
 def embtune_once(project: Any) -> tuple[float, float, dict[str, Any]]:
-    from engine.mining import mine_negatives
+    from engine.data.mining import mine_negatives
 
     start, cpu = time.perf_counter(), time.process_time()
     summary = mine_negatives(project)
@@ -162,8 +162,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="Also write the results here.")
     args = parser.parse_args()
     quiet_environment()
-    from engine.embedding import fit_max_seq_length
-    from engine.models import load_embedder, resolve_model
+    from engine.models.encoder import fit_max_seq_length
+    from engine.models.resolve import load_embedder, resolve_model
     from engine.store.corpus import retrieval_chunks
 
     with tempfile.TemporaryDirectory(prefix="embtune-bench-mine-") as tmp:

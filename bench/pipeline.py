@@ -32,7 +32,7 @@ from common import quiet_environment  # bench/common.py (this folder is on sys.p
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-EMBTUNE = [sys.executable, "-c", "from engine.cli import main; main()"]
+EMBTUNE = [sys.executable, "-c", "from engine.cli.main import main; main()"]
 MODEL = "all-MiniLM-L6-v2"
 
 
@@ -49,9 +49,9 @@ def embtune(*args: str, out: Path | None = None) -> float:
 
 def plain_finetune(project_root: Path, dest: Path, steps: int) -> float:
     """bench/train.py's plain worker on every train pair of the project (no negatives, no dev slice)."""
-    from engine.models import resolve_model
+    from engine.models.resolve import resolve_model
     from engine.project import open_project
-    from engine.training import TrainSettings, load_data
+    from engine.train.run import TrainSettings, load_data
 
     project = open_project(project_root)
     data = load_data(project, TrainSettings(hard_negatives=False, dev_fraction=0.0))
@@ -136,7 +136,7 @@ def main() -> None:
     evaluate = ["eval", str(target), "--models", models, "--allow-leakage"]
     timings["eval"] = embtune(*evaluate, "--json", out=work / "eval.json")
     result: dict[str, Any] = json.loads((work / "eval.json").read_text())
-    from engine.eval_report import render_text
+    from engine.evaluate.report import render_text
 
     print(render_text(result))
     print("timings (s):", timings)

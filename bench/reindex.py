@@ -15,7 +15,7 @@ re-index after changing 1% of the chunks, and search latency on the live index.
    Same texts, model, max_seq_length, batch size and block size: like with like. Medians are compared.
 3. Incremental: 1% of the chunks get new text (written straight into project.db, as an edited re-import would),
    then `build_index` again: only those are encoded; the rest are copied from the previous table.
-4. Search latency: 200 SciFact test queries on the live index through engine.search.Searcher (query encoding +
+4. Search latency: 200 SciFact test queries on the live index through engine.index.search.Searcher (query encoding +
    LanceDB search, exact), after 5 warm-up queries; p50/p95 per query.
 """
 
@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 def embtune(*args: str) -> None:
     subprocess.run(
-        [sys.executable, "-c", "from engine.cli import main; main()", *args],
+        [sys.executable, "-c", "from engine.cli.main import main; main()", *args],
         check=True,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -83,7 +83,7 @@ def fresh_copy(template: Path, work: Path, name: str) -> Any:
 
 
 def time_embtune(template: Path, work: Path, name: str) -> tuple[float, Any, Any]:
-    from engine.indexing import build_index
+    from engine.index.build import build_index
 
     project = fresh_copy(template, work, name)
     start = time.perf_counter()
@@ -133,12 +133,12 @@ def warm_up(texts: list[str]) -> None:
     SentenceTransformer(str(get_model_path()), device="cpu").encode(texts[:64], batch_size=BATCH)
     import lancedb  # noqa: F401
 
-    import engine.indexing  # noqa: F401
+    import engine.index.build  # noqa: F401
 
 
 def change_one_percent(project: Any) -> int:
     """Give 1% of the chunks new text, straight in the store (as an edited re-import would)."""
-    from engine.ingest import text_hash
+    from engine.ingest.batch import text_hash
 
     db = project.db
     ids = [r[0] for r in db.execute("SELECT id FROM chunks ORDER BY id")]
@@ -154,7 +154,7 @@ def change_one_percent(project: Any) -> int:
 
 
 def search_latency(project: Any, data: Path, n: int = 200) -> dict[str, float]:
-    from engine.search import Searcher
+    from engine.index.search import Searcher
 
     test_ids = {line.split("\t")[0] for line in (data / "qrels" / "test.tsv").read_text().splitlines()[1:]}
     with (data / "queries.jsonl").open() as f:
@@ -219,7 +219,7 @@ def main() -> None:
         assert project is not None
         changed = change_one_percent(project)
         start = time.perf_counter()
-        from engine.indexing import build_index
+        from engine.index.build import build_index
 
         incremental = build_index(project, "base")
         seconds = time.perf_counter() - start

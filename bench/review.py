@@ -3,7 +3,7 @@
     .venv/bin/python bench/review.py [--pairs 100000] [--presses 300] [--project DIR] [--json FILE]
 
 Builds a project in a temporary folder (or reuses --project): a synthetic BEIR folder of `--pairs` queries, one
-judged passage each over pairs/5 documents of ~60 words, imported with engine.importing.import_beir, plus as
+judged passage each over pairs/5 documents of ~60 words, imported with engine.ingest.importing.import_beir, plus as
 many mined negatives (scored, 2% unscored) written with plain SQL as a miner would.
 
 Then, in one process, the TUI runs headless under Pilot at 120x40 and every frame the app composes is
@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from textual import events  # noqa: E402
 
-from engine import importing  # noqa: E402
+from engine.ingest import importing  # noqa: E402
 from engine.project import init_project, open_project  # noqa: E402
 from engine.store import write  # noqa: E402
 from tui.app import EmbtuneApp  # noqa: E402

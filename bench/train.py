@@ -8,7 +8,7 @@ A fresh project (base_model all-MiniLM-L6-v2) imports SciFact: train.tsv → tra
 test.tsv → test split (300 queries), the 5,183 abstracts as the corpus. Then, each training in a subprocess of
 its own (wall time from spawn to exit, peak RSS from os.wait4's ru_maxrss):
 
-1. Quality: embtune's default run (`engine.job_worker`, the detached worker `embtune train` starts): MNRL, no-dup
+1. Quality: embtune's default run (`engine.jobs.worker`, the detached worker `embtune train` starts): MNRL, no-dup
    sampler, warmup 10%, max_seq_length fitted; a dev slice carved from TRAIN by document (best checkpoint by dev
    nDCG@10) only when it would hold training.dev_min_queries (200) queries, else every row trains and the last
    step is kept, as on SciFact (10% of 809 train queries is too few to pick checkpoints with). Base vs tuned
@@ -61,7 +61,7 @@ def timed_child(command: list[str]) -> dict[str, float]:
 
 def new_project(root: Path, data: Path, settings: dict[str, Any]) -> Any:
     from engine.config import config_from_dict, dump_config
-    from engine.importing import import_beir
+    from engine.ingest.importing import import_beir
     from engine.project import init_project, open_project
 
     beir = root.parent / "beir"
@@ -83,7 +83,7 @@ def test_metrics(project: Any, model_path: str, max_seq_length: int) -> dict[str
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
-    from engine.models import resolve_model
+    from engine.models.resolve import resolve_model
     from engine.store import corpus
 
     ids, _, texts = corpus.retrieval_chunks(project.db)
@@ -113,10 +113,10 @@ def test_metrics(project: Any, model_path: str, max_seq_length: int) -> dict[str
 
 
 def embtune_run(project: Any, overrides: dict[str, Any]) -> tuple[int, dict[str, float]]:
-    from engine.training import settings_for, start_training
+    from engine.train.run import settings_for, start_training
 
     run_id, _ = start_training(project, settings_for(project, **overrides), launch=False)
-    usage = timed_child([sys.executable, "-m", "engine.job_worker", str(project.root), str(run_id)])
+    usage = timed_child([sys.executable, "-m", "engine.jobs.worker", str(project.root), str(run_id)])
     return run_id, usage
 
 
@@ -162,9 +162,9 @@ def plain_worker(spec_path: str) -> None:
 
 def plain_run(project: Any, run_id: int, work: Path) -> tuple[str, dict[str, float]]:
     """The plain script on exactly the rows, steps and length the embtune run used."""
-    from engine.models import resolve_model
+    from engine.models.resolve import resolve_model
     from engine.store import training as store
-    from engine.training import TrainSettings, load_data
+    from engine.train.run import TrainSettings, load_data
 
     run = store.train_run(project.db, run_id)
     assert run is not None

@@ -15,10 +15,12 @@ from typing import Any
 
 import yaml
 
+from engine.errors import EmbtuneError
+
 CONFIG_NAME = "project.yaml"
 
 
-class ConfigError(ValueError):
+class ConfigError(EmbtuneError, ValueError):
     """A project.yaml problem, already phrased as 'file:line: key: what is wrong'."""
 
 
@@ -263,7 +265,7 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 def _check_values(config: ProjectConfig, path: Path, lines: dict[str, int]) -> None:
     """Range and cross-field rules that a type alone cannot express."""
-    from engine.chunking import spec_from_dict
+    from engine.ingest.chunking import spec_from_dict
 
     def fail(key: str, message: str) -> None:
         line = lines.get(key)

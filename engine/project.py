@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.config import CONFIG_NAME, ConfigError, ProjectConfig, dump_config, load_config
+from engine.errors import EmbtuneError
 from engine.store import DB_NAME, open_db
 from engine.store._sqlite_utils import Database
 
 LANCE_DIR = "lancedb"
 
 
-class ProjectError(Exception):
+class ProjectError(EmbtuneError):
     """The folder is not a usable project (no project.yaml, already a project, ...)."""
 
 

@@ -10,7 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
-from engine import importing
+from engine.ingest import importing
 from engine.project import Project, init_project, open_project
 from engine.store import corpus, runs
 from tests.projects import TERMS, write_beir

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine import importing
+from engine.ingest import importing
 from engine.project import Project, init_project
 
 TERMS = [

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
-# (module, class) of errors that mean "this input or setting is wrong", not a bug. Only modules already
-# imported are looked at: the job's own imports brought in whichever could have raised, and the TUI must not
-# import the model libraries just to name an error.
-COMMON = (("engine.models", "ModelNotFoundError"), ("engine.config", "ConfigError"), ("engine.project", "ProjectError"))
+from engine.errors import EmbtuneError
 
 
-def job_error_text(error: BaseException | None, job: str, user_errors: tuple[tuple[str, str], ...]) -> str:
-    """'The {job} cannot run: …' for a user error, else 'The {job} failed: Type: …'."""
-    known = tuple(
-        getattr(sys.modules[module], name) for module, name in (*user_errors, *COMMON) if module in sys.modules
-    )
-    if isinstance(error, known):
+def job_error_text(error: BaseException | None, job: str) -> str:
+    """'The {job} cannot run: …' for a user error (any EmbtuneError), else 'The {job} failed: Type: …'."""
+    if isinstance(error, EmbtuneError):
         return f"The {job} cannot run: {error}"
     return f"The {job} failed: {type(error).__name__}: {error}"

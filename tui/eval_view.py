@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from engine.config import EVAL_METRICS
-from engine.eval_verdict import IMPROVED, REGRESSED, UNCHANGED, rank_change
+from engine.evaluate.verdict import IMPROVED, REGRESSED, UNCHANGED, rank_change
 
 GLYPHS = {IMPROVED: "▲", REGRESSED: "▼", UNCHANGED: ""}
 NOT_FOUND = "—"

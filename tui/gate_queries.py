@@ -15,7 +15,7 @@ SHORT = (("chunking:", "ch:"), ("expansion", "exp"), ("+rerank", "+rr"))
 
 
 class Outcome(Protocol):
-    """The fields of engine.gate_results.QueryOutcome the drill-down reads."""
+    """The fields of engine.gate.results.QueryOutcome the drill-down reads."""
 
     id: str
     text: str

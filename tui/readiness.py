@@ -115,7 +115,7 @@ def _general(counts: dict[str, Any]) -> Stage:
 
 
 def gate_verdict(latest: tuple[int, str] | None) -> Stage:
-    """The last gate verdict (engine.gate_results.latest_verdict), or how to get one."""
+    """The last gate verdict (engine.gate.results.latest_verdict), or how to get one."""
     name = "Gate verdict"
     if latest is None:
         return Stage(name, "not run yet", State.WARN, "press g, then r, to run the gate")

@@ -1,4 +1,4 @@
-"""Reads for the data checks (engine.checks): plain rows, no judgement."""
+"""Reads for the data checks (engine.data.checks): plain rows, no judgement."""
 
 from __future__ import annotations
 

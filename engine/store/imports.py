@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from engine.ingest import ImportBatch
-from engine.readers import Problems
+from engine.ingest.batch import ImportBatch
+from engine.ingest.readers import Problems
 from engine.store._sqlite_utils import Database
 from engine.store.db import write
 

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from engine.ingest import text_hash
+from engine.ingest.batch import text_hash
 from engine.store._sqlite_utils import Database
 from engine.store.migrations import NEGATIVE_MARGIN
 

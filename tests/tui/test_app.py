@@ -15,7 +15,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Label, Select, Static
 
-from engine import importing
+from engine.ingest import importing
 from engine.pipeline_state import LatestEval, LatestTrain, LiveIndex
 from engine.project import init_project, open_project
 from engine.store.queries import status_counts
@@ -345,7 +345,7 @@ def test_later_stages_say_what_happened_and_what_to_do_next() -> None:
 FIRST_FRAME = """
 import asyncio, sys
 from pathlib import Path
-import engine.cli
+import engine.cli.main
 from tui.app import EmbtuneApp, run_app
 from tui.screens.home import CountsPanel
 

@@ -13,7 +13,7 @@ from textual.pilot import Pilot
 from textual.widgets import Label, Static
 from textual.worker import WorkerFailed
 
-import engine.mining
+import engine.data.mining
 from engine.project import open_project
 from engine.store import runs
 from engine.store.negatives import all_negatives
@@ -85,7 +85,7 @@ async def test_checks_show_on_open_and_r_mines_then_shows_the_summary(root: Path
 
 async def test_cancel_asks_then_stops_mining_and_keeps_nothing(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     started, release = threading.Event(), threading.Event()
-    original = engine.mining._mine
+    original = engine.data.mining._mine
 
     def held(encoder: Any, pairs: Any, chunk_texts: Any, config: Any, report: Any) -> Any:
         started.set()
@@ -93,7 +93,7 @@ async def test_cancel_asks_then_stops_mining_and_keeps_nothing(root: Path, monke
         report("held", 0, 1)  # the first progress call after the cancel raises InterruptedError
         return original(encoder, pairs, chunk_texts, config, report)
 
-    monkeypatch.setattr(engine.mining, "_mine", held)
+    monkeypatch.setattr(engine.data.mining, "_mine", held)
     app = EmbtuneApp(root)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_data(pilot)

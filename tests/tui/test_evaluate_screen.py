@@ -16,8 +16,8 @@ from textual.pilot import Pilot
 from textual.widgets import Label, Static
 from textual.worker import WorkerFailed
 
-import engine.evaluation
-from engine.evaluation import run_eval
+import engine.evaluate.run
+from engine.evaluate.run import run_eval
 from engine.project import open_project
 from engine.store import runs
 from tests.evalmodels import N_TEST, make_eval_project, register_run, train_pairs, train_tiny
@@ -249,7 +249,7 @@ async def test_w_writes_a_markdown_report(evaluated_root: Path) -> None:
 
 
 async def test_leakage_refuses_to_run_and_names_the_query(trained_root: Path, tmp_path: Path) -> None:
-    from engine import importing
+    from engine.ingest import importing
 
     project = open_project(trained_root)
     path = tmp_path / "leak.jsonl"
@@ -275,14 +275,14 @@ async def test_cancel_asks_first_and_records_the_run_as_cancelled(
     trained_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     started = threading.Event()
-    original = engine.evaluation.open_encoder
+    original = engine.evaluate.run.open_encoder
 
     def held_open_encoder(*args: Any, **kwargs: Any) -> Any:
         started.set()
         screen._cancel.wait(timeout=30)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(engine.evaluation, "open_encoder", held_open_encoder)
+    monkeypatch.setattr(engine.evaluate.run, "open_encoder", held_open_encoder)
     app = EmbtuneApp(trained_root)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_eval(pilot)

@@ -15,8 +15,8 @@ from textual.pilot import Pilot
 from textual.widgets import Label, ProgressBar, Static
 from textual.worker import WorkerFailed
 
-import engine.gate
-from engine.gate import run_gate
+import engine.gate.run
+from engine.gate.run import run_gate
 from engine.project import open_project
 from engine.store import runs
 from tests.projects import make_project
@@ -101,7 +101,7 @@ async def test_empty_state_then_r_runs_the_gate_and_shows_the_stored_result(
     fresh_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     measured, release = threading.Event(), threading.Event()
-    original = engine.gate._report
+    original = engine.gate.run._report
 
     def held_report(*args: Any, **kwargs: Any) -> Any:
         # hold the gate after its last arm, so the test sees it running (the tiny gate takes under a second)
@@ -109,7 +109,7 @@ async def test_empty_state_then_r_runs_the_gate_and_shows_the_stored_result(
         release.wait(timeout=30)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(engine.gate, "_report", held_report)
+    monkeypatch.setattr(engine.gate.run, "_report", held_report)
     app = EmbtuneApp(fresh_root)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -276,7 +276,7 @@ async def test_cancel_asks_first_and_records_the_run_as_cancelled(
     fresh_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gate_started = threading.Event()
-    original = engine.gate.open_encoder
+    original = engine.gate.run.open_encoder
 
     def slow_open_encoder(*args: Any, **kwargs: Any) -> Any:
         # hold the gate at its start until the test has cancelled, so the cancel never races the finish
@@ -284,7 +284,7 @@ async def test_cancel_asks_first_and_records_the_run_as_cancelled(
         screen._cancel.wait(timeout=30)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(engine.gate, "open_encoder", slow_open_encoder)
+    monkeypatch.setattr(engine.gate.run, "open_encoder", slow_open_encoder)
     app = EmbtuneApp(fresh_root)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_gate(pilot)

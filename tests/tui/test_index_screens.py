@@ -13,11 +13,11 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Label, Static
 from textual.worker import WorkerFailed
 
-import engine.indexing
-from engine.indexing import build_index
+import engine.index.build
+from engine.index.build import build_index
 from engine.project import open_project
 from engine.store import indexes
-from tests.engine.test_indexing import perturbed_model, register_model
+from tests.engine.index.test_build import perturbed_model, register_model
 from tests.projects import make_project
 from tui.app import EmbtuneApp
 from tui.screens.confirm import ConfirmScreen
@@ -78,14 +78,14 @@ async def test_build_in_background_with_progress_then_cancel_keeps_nothing_live(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reached, release = threading.Event(), threading.Event()
-    original = engine.indexing._copy_cached
+    original = engine.index.build._copy_cached
 
     def held(*args: Any, **kwargs: Any) -> Any:
         reached.set()  # hold the build before its first batch, so the test sees it running
         release.wait(timeout=30)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(engine.indexing, "_copy_cached", held)
+    monkeypatch.setattr(engine.index.build, "_copy_cached", held)
     app = EmbtuneApp(root)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_index(pilot)
@@ -114,7 +114,7 @@ async def test_build_in_background_with_progress_then_cancel_keeps_nothing_live(
 async def test_follows_a_build_started_elsewhere_until_it_is_live(root: Path) -> None:
     """A build by another process (here a thread with its own connection, as `embtune index` detached would be):
     the screen shows its progress from the store and the new live table when it completes."""
-    from tests.engine.test_indexing import set_index_config
+    from tests.engine.index.test_build import set_index_config
 
     set_index_config(open_project(root), batch_size=8).close()
     first_batch, release = threading.Event(), threading.Event()

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.pilot import Pilot
 from textual.widgets import Input, Select, Static, TextArea
 
-from engine import review
+from engine.data import review
 from engine.project import Project, open_project
 from engine.store.corpus import training_pairs
 from tests.review_data import add_negatives, review_project

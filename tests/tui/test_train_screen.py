@@ -12,10 +12,10 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Label, RichLog, Static
 
-import engine.jobs
+import engine.jobs.launcher
 from engine.project import open_project
 from engine.store import training as store
-from engine.training import settings_for, start_training
+from engine.train.run import settings_for, start_training
 from tests.projects import make_project
 from tui.app import EmbtuneApp
 from tui.screens.confirm import ConfirmScreen
@@ -44,8 +44,8 @@ def launched(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         store.set_pid(project.db, run_id, os.getpid())
         return os.getpid()
 
-    monkeypatch.setattr(engine.jobs, "launch", fake_launch)
-    monkeypatch.setattr(engine.jobs, "pid_alive", lambda pid: pid == os.getpid())
+    monkeypatch.setattr(engine.jobs.launcher, "launch", fake_launch)
+    monkeypatch.setattr(engine.jobs.launcher, "pid_alive", lambda pid: pid == os.getpid())
     return calls
 
 
@@ -166,7 +166,7 @@ async def test_cancel_asks_first_and_then_requests_the_stop(root: Path, launched
 
 async def test_a_dead_worker_shows_as_interrupted(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run_id = running_run(root)
-    monkeypatch.setattr(engine.jobs, "pid_alive", lambda pid: False)
+    monkeypatch.setattr(engine.jobs.launcher, "pid_alive", lambda pid: False)
     app = EmbtuneApp(root)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_train(pilot)

@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.checks import CheckReport, run_checks
+from engine.data.checks import CheckReport, run_checks
 from engine.project import Project, open_project
 from engine.store import runs
 from tui.job_progress import JobLine, JobProgress
@@ -40,7 +40,7 @@ def load_view(project: Project) -> DataView:
             "No hard negatives mined yet. Press r to mine them with the base model (settings: mining: in project.yaml)."
         )
     else:
-        from engine.mining import render_summary  # numpy: only once there is a summary to show
+        from engine.data.mining import render_summary  # numpy: only once there is a summary to show
 
         mining = render_summary(latest[1])
     return DataView(run_checks(project), mining)
@@ -58,7 +58,7 @@ def checks_text(report: CheckReport) -> Text:
 
 def mine_in_own_connection(root: Path, progress: Any, cancelled: Any) -> dict[str, Any]:
     """Mine on a connection of its own, so the screens keep reading the store meanwhile."""
-    from engine.mining import mine_negatives  # the model libraries load only when mining runs
+    from engine.data.mining import mine_negatives  # the model libraries load only when mining runs
 
     project = open_project(root)
     try:

@@ -12,8 +12,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Label, Static
 from textual.worker import Worker, WorkerState
 
-from engine.eval_results import QueryRanks, expected_documents
-from engine.eval_verdict import UNCHANGED, rank_change
+from engine.evaluate.results import QueryRanks, expected_documents
+from engine.evaluate.verdict import UNCHANGED, rank_change
 from tui.eval_view import GLYPHS, rank_text
 from tui.session import Session
 

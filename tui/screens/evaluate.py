@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.eval_results import Candidate, EvalResult, candidates, load_eval_result
+from engine.evaluate.results import Candidate, EvalResult, candidates, load_eval_result
 from engine.project import Project, open_project
 from tui.errors import job_error_text
 from tui.eval_view import FILTERS, QUERY_COLUMNS, counts, diff_rows, next_in, sort_rows
@@ -52,7 +52,7 @@ def run_and_load(
     root: Path, models: list[str], progress: Callable[[str, int, int], None], cancelled: Callable[[], bool]
 ) -> tuple[list[Candidate], EvalResult | None]:
     """Evaluate on a connection of its own: the session's one stays free for the screens meanwhile."""
-    from engine.evaluation import run_eval  # numpy and the model libraries load only when an evaluation runs
+    from engine.evaluate.run import run_eval  # numpy and the model libraries load only when an evaluation runs
 
     project = open_project(root)
     try:
@@ -65,7 +65,7 @@ def run_and_load(
 def error_text(error: BaseException | None) -> str:
     if type(error).__name__ == "LeakageError":
         return f"The evaluation refused to run: test data leaked into training.\n{error}"
-    return job_error_text(error, "evaluation", (("engine.evaluation", "EvalError"),))
+    return job_error_text(error, "evaluation")
 
 
 class EvaluateScreen(Screen[None]):
@@ -376,7 +376,7 @@ class EvaluateScreen(Screen[None]):
         self._show_queries()
 
     def action_write_report(self) -> None:
-        from engine.eval_report import write_report
+        from engine.evaluate.report import write_report
 
         result = self.result
         if result is None:

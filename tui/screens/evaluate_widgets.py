@@ -8,8 +8,8 @@ from rich.text import Text
 from textual.widgets import DataTable, Static
 
 from engine.config import EVAL_METRICS
-from engine.eval_report import LABELS
-from engine.eval_results import Candidate, EvalResult
+from engine.evaluate.report import LABELS
+from engine.evaluate.results import Candidate, EvalResult
 from tui.eval_view import DiffRow, change_text, compare_cells, rank_text
 
 VERDICT_GLYPHS = {"WIN": "✓", "MARGINAL": "~", "REGRESSION": "✗"}

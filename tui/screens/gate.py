@@ -16,7 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.gate_results import GateResult, load_gate_result
+from engine.gate.results import GateResult, load_gate_result
 from engine.project import open_project
 from tui.errors import job_error_text
 from tui.gate_queries import Changes, next_column, sorted_outcomes
@@ -41,7 +41,7 @@ def run_and_load(
     root: Path, progress: Callable[[str, int, int], None], cancelled: Callable[[], bool]
 ) -> GateResult | None:
     """Run the gate on a connection of its own: the session's one stays free for the screens meanwhile."""
-    from engine.gate import run_gate  # numpy and the model libraries load only when a gate runs
+    from engine.gate.run import run_gate  # numpy and the model libraries load only when a gate runs
 
     project = open_project(root)
     try:
@@ -52,7 +52,7 @@ def run_and_load(
 
 
 def error_text(error: BaseException | None) -> str:
-    return job_error_text(error, "gate", (("engine.gate", "GateError"),))
+    return job_error_text(error, "gate")
 
 
 class GateScreen(Screen[None]):

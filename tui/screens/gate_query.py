@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Label, Static
 from textual.worker import Worker, WorkerState
 
-from engine.gate_results import QueryOutcome, expected_documents
+from engine.gate.results import QueryOutcome, expected_documents
 from tui.gate_queries import LOSS, WIN, Changes, rank_text
 from tui.session import Session
 

@@ -12,7 +12,7 @@ from textual.geometry import Size
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
-from engine.gate_results import GateResult, QueryOutcome
+from engine.gate.results import GateResult, QueryOutcome
 from tui import gate_chart
 from tui.gate_chart import ChartArm
 from tui.gate_queries import LOSS, WIN, Changes, expected_text, rank_text, short_arm

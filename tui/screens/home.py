@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Static
 from textual.worker import Worker, WorkerState
 
-from engine.gate_results import latest_verdict
+from engine.gate.results import latest_verdict
 from engine.pipeline_state import PipelineState, pipeline_state
 from engine.project import Project
 from engine.store.queries import imports, status_counts

@@ -1,4 +1,4 @@
-"""`i`: import a BEIR folder, a pairs file, a folder of documents or a queries file (engine.importing)."""
+"""`i`: import a BEIR folder, a pairs file, a folder of documents or a queries file (engine.ingest.importing)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from textual.widgets import Footer, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from engine.config import ConfigError
+from engine.ingest.readers import InputError
 from engine.project import Project, ProjectError
-from engine.readers import InputError
 from engine.store.migrations import SPLITS
 from tui.session import Session
 
@@ -39,7 +39,7 @@ class ImportRequest:
 
 
 def run_import(project: Project, request: ImportRequest, progress: Any = None) -> dict[str, Any]:
-    from engine import importing  # only when an import runs
+    from engine.ingest import importing  # only when an import runs
 
     if request.kind == "beir":
         return importing.import_beir(project, request.path, progress)

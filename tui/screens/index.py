@@ -18,7 +18,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Label, ProgressBar
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.indexing import list_indexes, make_live, rollback, status_text, suggested_model
+from engine.index.build import list_indexes, make_live, rollback, status_text, suggested_model
 from engine.project import open_project
 from tui.errors import job_error_text
 from tui.job_progress import JobProgress
@@ -38,7 +38,7 @@ def build_and_list(
     root: Path, model: str, progress: Callable[[str, int, int], None], cancelled: Callable[[], bool]
 ) -> dict[str, Any]:
     """Build on a connection of its own, so the session's stays free for the screens meanwhile."""
-    from engine.indexing import build_index  # numpy, LanceDB and the model libraries load only for a build
+    from engine.index.build import build_index  # numpy, LanceDB and the model libraries load only for a build
 
     project = open_project(root)
     try:
@@ -58,7 +58,7 @@ def rate_text(done: int, total: int, seconds: float) -> str:
 
 
 def error_text(error: BaseException | None) -> str:
-    return job_error_text(error, "build", (("engine.indexing", "IndexingError"), ("engine.model_ref", "ModelRefError")))
+    return job_error_text(error, "build")
 
 
 class BuildDialog(ModalScreen[str | None]):

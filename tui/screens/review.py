@@ -21,8 +21,8 @@ from textual.timer import Timer
 from textual.widgets import Footer, Input, Label
 from textual.worker import Worker, WorkerState
 
-from engine import review
-from engine.review import Counter, Item, Outcome, QueueFilter, QueueRow, ReviewError, Target
+from engine.data import review
+from engine.data.review import Counter, Item, Outcome, QueueFilter, QueueRow, ReviewError, Target
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.review_dialogs import EditScreen, FilterScreen, edit_externally
 from tui.screens.review_widgets import ItemDetail, QueueList

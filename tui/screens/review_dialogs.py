@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Label, Select, TextArea
 
-from engine.review import QueueFilter
+from engine.data.review import QueueFilter
 
 ANY = "any"
 

@@ -17,8 +17,8 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Static
 
-from engine.review import Item, QueueRow
-from engine.review_terms import Mark, passage_marks, query_marks
+from engine.data.review import Item, QueueRow
+from engine.data.review_terms import Mark, passage_marks, query_marks
 
 GLYPH = {"unlabeled": "·", "accepted": "✓", "rejected": "✗", "false_negative": "+"}
 WORD = {"unlabeled": "unlabeled", "accepted": "accepted", "rejected": "rejected",

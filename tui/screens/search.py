@@ -14,15 +14,13 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
-from engine.search import Results, Searcher, moved
+from engine.index.search import Results, Searcher, moved
 from tui.errors import job_error_text
 from tui.notice import Notice
 from tui.session import Session
 
 K = 10
 TEXT_WIDTH = 70
-
-SEARCH_ERRORS = (("engine.indexing", "IndexingError"), ("engine.model_ref", "ModelRefError"))
 
 
 def moved_text(places: int | None, compared: bool) -> str:
@@ -126,7 +124,7 @@ class SearchScreen(Screen[None]):
             self._say("")
             self.show(event.worker.result)
         elif event.state == WorkerState.ERROR:
-            self._say(job_error_text(event.worker.error, "search", SEARCH_ERRORS), "-error")
+            self._say(job_error_text(event.worker.error, "search"), "-error")
 
     def show(self, results: Results) -> None:
         self.results = results

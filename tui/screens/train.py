@@ -18,8 +18,8 @@ from textual.widget import Widget
 from textual.widgets import Footer, Label, RichLog, Static
 from textual.worker import Worker, WorkerState
 
-from engine import train_view
 from engine.project import Project
+from engine.train import view as train_view
 from tui import train_chart
 from tui.notice import Notice
 from tui.screens.confirm import ConfirmScreen
@@ -48,7 +48,7 @@ def duration(seconds: float | None) -> str:
 
 
 def plan_text(plan: dict[str, Any]) -> str:
-    from engine.training import dev_text
+    from engine.train.run import dev_text
 
     negatives = (
         f"{plan['mined_negatives']:,} rows with a mined hard negative"
@@ -70,25 +70,25 @@ def plan_text(plan: dict[str, Any]) -> str:
 
 
 def start_plan(project: Project) -> dict[str, Any]:
-    from engine.training import plan, settings_for
+    from engine.train.run import plan, settings_for
 
     return plan(project, settings_for(project))
 
 
 def start_run(project: Project) -> int:
-    from engine.training import settings_for, start_training
+    from engine.train.run import settings_for, start_training
 
     return start_training(project, settings_for(project))[0]
 
 
 def resume_run(project: Project, run_id: int) -> int:
-    from engine.training import resume_training
+    from engine.train.run import resume_training
 
     return resume_training(project, run_id)
 
 
 def cancel_run(project: Project, run_id: int) -> str:
-    from engine.jobs import cancel
+    from engine.jobs.launcher import cancel
 
     return cancel(project, run_id)
 

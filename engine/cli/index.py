@@ -1,0 +1,177 @@
+"""`embtune index|search|export`: re-index into LanceDB, switch or roll back the live index, search it, ship a model.
+
+`embtune index DIR` builds (the default subcommand, so the short form works); `index rollback DIR` and
+`index list DIR` act on the live pointer and the tables.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from engine.cli._common import ProgressBar, emit, handles_errors, json_option, project_dir
+from engine.project import open_project
+
+
+class _DefaultBuild(click.Group):
+    """A group whose first argument, when it is not a subcommand, goes to `build` (`embtune index DIR`)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["build", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DefaultBuild)
+def index() -> None:
+    """Re-embed the corpus into a new LanceDB table and make it live (`embtune index DIR [--model RUN]`);
+    `index rollback DIR` switches back; `index list DIR` shows the tables."""
+
+
+@index.command("build")
+@project_dir
+@click.option("--model", default="base", show_default=True, help="base, a run id (7 or run-7) or a model folder.")
+@click.option("--wait", is_flag=True, help="Build in this process and print the result (else: a detached job).")
+@json_option
+@handles_errors
+def index_build(directory: Path, model: str, wait: bool, as_json: bool) -> None:
+    """Embed every chunk with MODEL into a new table, then switch the live index to it."""
+    from engine.index.build import build_index
+
+    project = open_project(directory)
+    if not wait:
+        emit(as_json, *_detach(project.root, model))
+        return
+    with ProgressBar() as bar:
+        result = build_index(project, model, bar)
+    ann = result.ann
+    search = (
+        f"approximate (IVF_FLAT, recall@10 {ann['recall_at_10']:.3f} vs exact on {ann['queries']} queries)"
+        if ann.get("kind") == "ivf_flat"
+        else f"exact ({ann.get('note', '')})"
+    )
+    emit(
+        as_json,
+        result.to_json(),
+        f"Live index: {result.table} ({result.model}), {result.rows:,} rows: {result.embedded:,} embedded, "
+        f"{result.skipped_unchanged:,} unchanged copied, {result.resumed:,} resumed; {result.seconds} s.\n"
+        f"Search: {search}. `embtune index rollback {directory}` switches back.",
+    )
+
+
+def _detach(root: Path, model: str) -> tuple[dict[str, Any], str]:
+    """Start `embtune index DIR --wait` in its own session: closing the terminal does not stop it."""
+    log = root / "runs" / f"index-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    code = "from engine.cli.main import main; main()"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", code, "index", "build", str(root), "--model", model, "--wait", "--json"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=str(Path(__file__).resolve().parents[2]),
+        )
+    payload = {"started": True, "pid": process.pid, "log": str(log), "model": model}
+    return payload, (
+        f"Re-indexing with {model} in the background (pid {process.pid}); log: {log}\n"
+        f"`embtune index list {root}` shows its table; the live index switches when it completes. "
+        f"To stop it: `embtune runs {root} --all` names its run, `embtune cancel {root} RUN` stops it."
+    )
+
+
+@index.command("rollback")
+@project_dir
+@json_option
+@handles_errors
+def index_rollback(directory: Path, as_json: bool) -> None:
+    """Switch the live index back to the table built before it."""
+    from engine.index.build import rollback
+
+    result = rollback(open_project(directory))
+    emit(
+        as_json,
+        result,
+        f"Live index: {result['live']} ({result['model']}, {result['rows']:,} rows); was {result['previous']}.",
+    )
+
+
+@index.command("list")
+@project_dir
+@json_option
+@handles_errors
+def index_list(directory: Path, as_json: bool) -> None:
+    """The tables: model, rows, status, live, created, ANN recall."""
+    from engine.index.build import list_indexes, status_text
+
+    rows = list_indexes(open_project(directory))
+    lines = [f"{'':1} {'id':>3} {'table':<32} {'model':<12} {'rows':>9} {'status':<18} {'search':<9} created"]
+    for r in rows:
+        recall = f" r@10 {r['ann_recall']:.3f}" if r["ann_recall"] is not None else ""
+        lines.append(
+            f"{'*' if r['live'] else ' '} {r['id']:>3} {r['table']:<32} {r['model']:<12} {r['rows']:>9,} "
+            f"{status_text(r):<18} {r['search']:<9} {r['created_at'][:16].replace('T', ' ')}{recall}"
+        )
+    emit(as_json, {"indexes": rows}, "\n".join(lines) if rows else "No index yet: `embtune index DIR`.")
+
+
+@click.command()
+@project_dir
+@click.argument("query")
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--compare", metavar="MODEL", help="Also search MODEL's table (e.g. base) and show ranks that moved.")
+@json_option
+@handles_errors
+def search(directory: Path, query: str, k: int, compare: str | None, as_json: bool) -> None:
+    """Search the live index."""
+    from engine.index.search import search as run_search
+
+    results = run_search(open_project(directory), query, k, compare)
+    emit(as_json, results.to_json(), _search_text(results))
+
+
+def _search_text(results: Any) -> str:
+    from engine.index.search import moved
+
+    head = f"{results.table} ({results.model}) · {results.seconds * 1000:.0f} ms"
+    lines = [head]
+    for hit in results.hits:
+        shift = ""
+        if results.compare is not None:
+            m = moved(hit)
+            shift = " new" if m is None else f" {m:+d}" if m else "  ="
+        lines.append(f"{hit.rank:>3}{shift:>5} {hit.score:.3f} {hit.doc_id:<14} {_one_line(hit.text)}")
+    if results.compare is not None:
+        lines.append(f"\n{results.compare.table} ({results.compare.model}):")
+        lines += [f"{h.rank:>3} {h.score:.3f} {h.doc_id:<14} {_one_line(h.text)}" for h in results.compare.hits]
+    return "\n".join(lines)
+
+
+def _one_line(text: str, width: int = 80) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+@click.command("export")
+@project_dir
+@click.argument("run")
+@click.argument("dest", type=click.Path(path_type=Path))
+@json_option
+@handles_errors
+def export_model_cmd(directory: Path, run: str, dest: Path, as_json: bool) -> None:
+    """Write RUN's model to DEST (safetensors + a model card with lineage and evaluation); DEST must be new."""
+    from engine.models.export import export_model
+
+    result = export_model(open_project(directory), run, dest)
+    emit(
+        as_json,
+        result,
+        f"Exported {result['model']} to {result['dest']} ({len(result['files'])} files); "
+        f"load it with SentenceTransformer({result['dest']!r}).",
+    )

@@ -1,0 +1,375 @@
+"""Turn input files into an ImportBatch: documents, chunks, queries, pairs and negatives, fully validated.
+
+Parsing never touches the database, so a bad file is reported before anything is written; the store then
+writes the whole batch in one transaction (engine.store.imports).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.ingest.chunking import chunk_text, spec_from_dict
+from engine.ingest.readers import Problems, read_csv, read_jsonl, read_tsv, string_field, string_list, text_lines
+
+SOURCE_STRATEGY = "source"
+QRELS_SPLITS = ("train", "dev", "test", "gate", "general")
+DOC_SUFFIXES = (".txt", ".md", ".markdown")
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def chunk_id(doc_id: str, strategy: str, position: int) -> str:
+    """A source chunk keeps its document's id, so BEIR qrels point at chunks directly."""
+    return doc_id if strategy == SOURCE_STRATEGY else f"{doc_id}#{strategy}-{position}"
+
+
+@dataclass
+class ImportBatch:
+    kind: str
+    path: Path
+    texts: dict[str, str] = field(default_factory=dict)
+    documents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    chunks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    queries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pairs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    negatives: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # Where each id came from, so conflicts with the store can name file and line.
+    origin: dict[tuple[str, str], tuple[Path, int]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def add_text(self, text: str) -> str:
+        digest = text_hash(text)
+        self.texts[digest] = text
+        return digest
+
+    def add_document(self, doc_id: str, title: str, body: str, source: str, where: tuple[Path, int]) -> None:
+        self.documents[doc_id] = {
+            "id": doc_id,
+            "title": title,
+            "text_hash": self.add_text(body),
+            "source": source,
+            "chunking": SOURCE_STRATEGY,
+        }
+        self.origin[("document", doc_id)] = where
+
+    def add_chunk(
+        self, doc_id: str, strategy: str, position: int, text: str, span: tuple[int | None, int | None] = (None, None)
+    ) -> str:
+        cid = chunk_id(doc_id, strategy, position)
+        self.chunks[cid] = {
+            "id": cid,
+            "doc_id": doc_id,
+            "strategy": strategy,
+            "position": position,
+            "text_hash": self.add_text(text),
+            "start_char": span[0],
+            "end_char": span[1],
+        }
+        return cid
+
+    def add_query(self, query_id: str, text: str, split: str, source: str, where: tuple[Path, int]) -> None:
+        self.queries[query_id] = {"id": query_id, "text": text, "split": split, "source": source}
+        self.origin[("query", query_id)] = where
+
+    def add_pair(self, query_id: str, cid: str, split: str, source: str, score: float = 1.0) -> None:
+        self.pairs[(query_id, cid)] = {
+            "query_id": query_id,
+            "chunk_id": cid,
+            "split": split,
+            "source": source,
+            "score": score,
+        }
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "documents": len(self.documents),
+            "chunks": len(self.chunks),
+            "queries": len(self.queries),
+            "pairs": len(self.pairs),
+            "negatives": len(self.negatives),
+        }
+
+
+def source_chunk_text(title: str, body: str) -> str:
+    # The title carries context (BEIR evaluates title + text); it is embedded with the passage.
+    return f"{title}\n{body}" if title else body
+
+
+# --- BEIR -------------------------------------------------------------------------------------------------
+
+
+def parse_beir(folder: Path) -> ImportBatch:
+    """corpus.jsonl + queries.jsonl + qrels/<split>.tsv; the qrels file name is the split."""
+    problems = Problems()
+    batch = ImportBatch("beir", folder)
+    for name in ("corpus.jsonl", "queries.jsonl"):
+        if not (folder / name).is_file():
+            problems.add(folder / name, 0, None, "missing (a BEIR folder holds corpus.jsonl, queries.jsonl, qrels/)")
+    qrel_files = sorted((folder / "qrels").glob("*.tsv"))
+    if not qrel_files:
+        problems.add(folder / "qrels", 0, None, "no qrels/*.tsv files (train.tsv, test.tsv, ...)")
+    problems.raise_if_any()
+    source = folder.name
+    _beir_corpus(folder / "corpus.jsonl", batch, problems, source)
+    query_texts = _beir_queries(folder / "queries.jsonl", problems)
+    for qrels in qrel_files:
+        _beir_qrels(qrels, batch, query_texts, problems, source)
+    problems.raise_if_any()
+    unjudged = len(set(query_texts) - set(batch.queries))
+    if unjudged:
+        batch.notes.append(f"{unjudged} queries in queries.jsonl have no judgments in qrels/ and were skipped")
+    return batch
+
+
+def _beir_corpus(path: Path, batch: ImportBatch, problems: Problems, source: str) -> None:
+    first_line: dict[str, int] = {}
+    for line, obj in read_jsonl(path, problems):
+        doc_id = string_field(obj, "_id", path, line, problems)
+        body = string_field(obj, "text", path, line, problems)
+        title = string_field(obj, "title", path, line, problems, required=False) or ""
+        if doc_id is None or body is None:
+            continue
+        if doc_id in first_line:
+            problems.add(path, line, "_id", f"duplicate id '{doc_id}' (first on line {first_line[doc_id]})")
+            continue
+        first_line[doc_id] = line
+        batch.add_document(doc_id, title, body, source, (path, line))
+        batch.add_chunk(doc_id, SOURCE_STRATEGY, 0, source_chunk_text(title, body))
+
+
+def _beir_queries(path: Path, problems: Problems) -> dict[str, tuple[str, int]]:
+    texts: dict[str, tuple[str, int]] = {}
+    for line, obj in read_jsonl(path, problems):
+        query_id = string_field(obj, "_id", path, line, problems)
+        text = string_field(obj, "text", path, line, problems)
+        if query_id is None or text is None:
+            continue
+        if query_id in texts:
+            problems.add(path, line, "_id", f"duplicate id '{query_id}' (first on line {texts[query_id][1]})")
+            continue
+        texts[query_id] = (text, line)
+    return texts
+
+
+def _beir_qrels(
+    path: Path, batch: ImportBatch, query_texts: dict[str, tuple[str, int]], problems: Problems, source: str
+) -> None:
+    split = path.stem
+    if split not in QRELS_SPLITS:
+        problems.add(path, 0, None, f"unknown split '{split}' (qrels files are named {', '.join(QRELS_SPLITS)})")
+        return
+    for line, (query_id, doc_id, score_text) in read_tsv(path, problems, 3):
+        if line == 1 and query_id == "query-id":
+            continue  # the BEIR header
+        try:
+            score = float(score_text)
+        except ValueError:
+            problems.add(path, line, "score", f"expected a number, got '{score_text}'")
+            continue
+        if score <= 0:
+            continue  # BEIR marks judged-irrelevant documents with 0
+        if query_id not in query_texts:
+            problems.add(path, line, "query-id", f"unknown query '{query_id}' (not in queries.jsonl)")
+            continue
+        if doc_id not in batch.documents:
+            problems.add(path, line, "corpus-id", f"unknown document '{doc_id}' (not in corpus.jsonl)")
+            continue
+        known = batch.queries.get(query_id)
+        if known and known["split"] != split:
+            problems.add(path, line, "query-id", f"query '{query_id}' is already in split '{known['split']}'")
+            continue
+        text, query_line = query_texts[query_id]
+        batch.add_query(query_id, text, split, source, (path.parent.parent / "queries.jsonl", query_line))
+        batch.add_pair(query_id, doc_id, split, f"{source}/qrels", score)
+
+
+# --- pairs files ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PairRow:
+    line: int
+    query: str
+    positives: list[str]
+    negatives: list[str]
+    split: str | None
+
+
+def parse_pairs(path: Path, *, split: str | None, test_fraction: float, seed: int) -> ImportBatch:
+    """Pairs as JSONL ({query, positive[, negative][, split]} or FlagEmbedding {query, pos[], neg[]}) or CSV."""
+    problems = Problems()
+    if split is not None and split not in QRELS_SPLITS:
+        problems.add(path, 0, None, f"unknown split '{split}' (one of {', '.join(QRELS_SPLITS)})")
+        problems.raise_if_any()
+    rows = list(_csv_pairs(path, problems) if path.suffix.lower() == ".csv" else _jsonl_pairs(path, problems))
+    if not rows and not problems.items:
+        problems.add(path, 0, None, "no pairs in the file")
+    problems.raise_if_any()
+    batch = ImportBatch("pairs", path)
+    source = path.name
+    for row in rows:
+        positive_chunks = [_passage(batch, text, source, (path, row.line)) for text in row.positives]
+        query_id = "q-" + text_hash(row.query)[:16]
+        row_split = split or row.split or _document_split(positive_chunks[0], test_fraction, seed)
+        known = batch.queries.get(query_id)
+        if known and known["split"] != row_split:
+            problems.add(path, row.line, "query", f"this query is already in split '{known['split']}'")
+            continue
+        batch.add_query(query_id, row.query, row_split, source, (path, row.line))
+        for cid in positive_chunks:
+            batch.add_pair(query_id, cid, row_split, source)
+        for text in row.negatives:
+            cid = _passage(batch, text, source, (path, row.line))
+            batch.negatives[(query_id, cid)] = {"query_id": query_id, "chunk_id": cid, "miner": "import"}
+    problems.raise_if_any()
+    return batch
+
+
+def _passage(batch: ImportBatch, text: str, source: str, where: tuple[Path, int]) -> str:
+    """A pair's passage becomes a document of its own, id'd by content, so the same text is stored once."""
+    doc_id = "p-" + text_hash(text)[:16]
+    if doc_id not in batch.documents:
+        batch.add_document(doc_id, "", text, source, where)
+        batch.add_chunk(doc_id, SOURCE_STRATEGY, 0, text)
+    return doc_id
+
+
+def _document_split(doc_id: str, test_fraction: float, seed: int) -> str:
+    """Split by document, seeded and order-independent: a document's pairs always land on the same side."""
+    digest = hashlib.sha256(f"{seed}:{doc_id}".encode()).digest()
+    return "test" if int.from_bytes(digest[:8], "big") / 2**64 < test_fraction else "train"
+
+
+def _jsonl_pairs(path: Path, problems: Problems) -> list[PairRow]:
+    rows = []
+    for line, obj in read_jsonl(path, problems):
+        query = string_field(obj, "query", path, line, problems)
+        if "pos" in obj:  # FlagEmbedding's {query, pos: [...], neg: [...]}
+            positives = string_list(obj, "pos", path, line, problems, required=True)
+            negatives = string_list(obj, "neg", path, line, problems, required=False)
+        else:
+            positive = string_field(obj, "positive", path, line, problems)
+            negative = string_field(obj, "negative", path, line, problems, required=False)
+            positives = [positive] if positive else []
+            negatives = [negative] if negative else []
+        row_split = _row_split(obj.get("split"), path, line, problems)
+        if query and positives:
+            rows.append(PairRow(line, query, positives, negatives, row_split))
+    return rows
+
+
+def _csv_pairs(path: Path, problems: Problems) -> list[PairRow]:
+    rows = []
+    for line, cells in read_csv(path, problems, ("query", "positive"), ("negative", "split")):
+        query = string_field(cells, "query", path, line, problems)
+        positive = string_field(cells, "positive", path, line, problems)
+        negative = string_field(cells, "negative", path, line, problems, required=False)
+        row_split = _row_split(cells.get("split") or None, path, line, problems)
+        if query and positive:
+            rows.append(PairRow(line, query, [positive], [negative] if negative else [], row_split))
+    return rows
+
+
+def _row_split(value: Any, path: Path, line: int, problems: Problems) -> str | None:
+    if value is None:
+        return None
+    if value not in QRELS_SPLITS:
+        problems.add(path, line, "split", f"unknown split '{value}' (one of {', '.join(QRELS_SPLITS)})")
+        return None
+    return value
+
+
+# --- queries files ----------------------------------------------------------------------------------------
+
+
+def parse_queries(path: Path, tag: str) -> ImportBatch:
+    """Queries ({_id, text[, relevant: [doc ids]]}) with a tag; judgments are checked against the store later."""
+    problems = Problems()
+    if tag not in QRELS_SPLITS:
+        problems.add(path, 0, None, f"unknown tag '{tag}' (one of {', '.join(QRELS_SPLITS)})")
+        problems.raise_if_any()
+    batch = ImportBatch("queries", path)
+    first_line: dict[str, int] = {}
+    for line, obj in read_jsonl(path, problems):
+        text = string_field(obj, "text", path, line, problems)
+        query_id = string_field(obj, "_id", path, line, problems, required=False)
+        relevant = string_list(obj, "relevant", path, line, problems, required=False)
+        if text is None:
+            continue
+        query_id = query_id or "q-" + text_hash(text)[:16]
+        if query_id in first_line:
+            problems.add(path, line, "_id", f"duplicate id '{query_id}' (first on line {first_line[query_id]})")
+            continue
+        first_line[query_id] = line
+        batch.add_query(query_id, text, tag, path.name, (path, line))
+        for doc_id in relevant:
+            # Documents are resolved against the store at write time; unknown ids are reported there.
+            batch.pairs[(query_id, doc_id)] = {
+                "query_id": query_id,
+                "chunk_id": doc_id,
+                "split": tag,
+                "source": path.name,
+                "score": 1.0,
+                "line": line,
+            }
+    problems.raise_if_any()
+    return batch
+
+
+# --- folders of documents ---------------------------------------------------------------------------------
+
+
+def parse_docs(folder: Path, strategy_name: str, strategy: dict[str, Any]) -> ImportBatch:
+    """Every .txt/.md file under `folder` becomes a document (id = its relative path), chunked by a strategy."""
+    problems = Problems()
+    try:
+        spec = spec_from_dict(strategy_name, strategy)
+    except ValueError as e:
+        problems.add(folder, 0, None, str(e))
+        problems.raise_if_any()
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in DOC_SUFFIXES)
+    if not files:
+        problems.add(folder, 0, None, f"no {', '.join(DOC_SUFFIXES)} files found")
+    batch = ImportBatch("docs", folder)
+    for path in files:
+        body = "\n".join(line for _, line in _all_lines(path, problems)).strip()
+        if not body:
+            problems.add(path, 0, None, "empty document")
+            continue
+        doc_id = path.relative_to(folder).as_posix()
+        batch.add_document(doc_id, _title(body, path), body, folder.name, (path, 1))
+        batch.documents[doc_id]["chunking"] = strategy_name
+        for chunk in chunk_text(body, spec):
+            batch.add_chunk(doc_id, strategy_name, chunk.position, chunk.text, (chunk.start, chunk.end))
+    problems.raise_if_any()
+    return batch
+
+
+def _all_lines(path: Path, problems: Problems) -> list[tuple[int, str]]:
+    # text_lines drops blank lines; paragraphs need them, so re-insert one per gap.
+    out: list[tuple[int, str]] = []
+    last = 0
+    for number, line in text_lines(path, problems):
+        if out and number > last + 1:
+            out.append((last + 1, ""))
+        out.append((number, line))
+        last = number
+    return out
+
+
+def _title(body: str, path: Path) -> str:
+    first = body.splitlines()[0].strip()
+    return first.lstrip("#").strip() if first.startswith("#") else path.stem.replace("_", " ").replace("-", " ")

@@ -1,0 +1,127 @@
+"""Detached training jobs: launch a worker in its own session, tell a live run from a dead one, cancel, logs.
+
+The worker (`python -m engine.jobs.worker ROOT RUN_ID`) is started with start_new_session=True, so closing the
+TUI or losing the SSH session (SIGHUP to the terminal's process group) does not stop it. Its stdout and stderr
+go to runs/<id>/worker.log in the project. A run is dead when its pid no longer runs the worker (gone, a zombie,
+or reused by another program) or its heartbeat is older than STALE_SECONDS; the worker beats from a thread of
+its own every few seconds, so a long step or evaluation never looks stale.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from engine.errors import EmbtuneError
+from engine.project import Project
+from engine.store import runs
+from engine.store import training as store
+
+STALE_SECONDS = 120.0
+QUEUED_GRACE = 60.0  # a queued run whose worker never reported within this long is dead too
+RUNS_DIR = "runs"
+LOG_NAME = "worker.log"
+
+
+class JobError(EmbtuneError):
+    """A job request that cannot be honoured (unknown run, run not resumable...)."""
+
+
+def run_dir(project: Project, run_id: int) -> Path:
+    return project.root / RUNS_DIR / str(run_id)
+
+
+def log_path(project: Project, run_id: int) -> Path:
+    return run_dir(project, run_id) / LOG_NAME
+
+
+def launch(project: Project, run_id: int, launcher: list[str] | None = None) -> int:
+    """Start the detached worker for a queued run; returns its pid (also stored on the run).
+
+    `launcher` replaces the interpreter for multi-GPU runs, e.g. ["torchrun", "--nproc_per_node", "4"] or
+    ["accelerate", "launch", "--multi_gpu"]: both take `-m engine.jobs.worker ROOT RUN_ID` after it."""
+    folder = run_dir(project, run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    with open(folder / LOG_NAME, "ab") as log:
+        process = subprocess.Popen(
+            [*(launcher or [sys.executable]), "-m", "engine.jobs.worker", str(project.root), str(run_id)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=str(project.root),
+            env=env,
+            close_fds=True,
+        )
+    store.set_pid(project.db, run_id, process.pid)
+    return process.pid
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True when `pid` runs an embtune worker (not gone, not a zombie, not a reused pid)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: exists, cannot be checked further
+    proc = Path(f"/proc/{pid}")
+    if not proc.exists():
+        return True  # no procfs (macOS): existence is all we know
+    try:
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        cmdline = (proc / "cmdline").read_bytes()
+    except (OSError, IndexError):
+        return False
+    return state != "Z" and b"engine.jobs.worker" in cmdline
+
+
+def reap_stale(project: Project, stale_seconds: float = STALE_SECONDS) -> list[int]:
+    """Mark queued/running train runs whose worker is gone as interrupted; returns their ids."""
+    reaped = []
+    for run_id, pid, age, status in store.live_runs(project.db):
+        if status == "queued" and pid is None:
+            why = "its worker never started" if (age or 0) > QUEUED_GRACE else None
+        elif not pid_alive(pid):
+            why = f"worker pid {pid} is gone"
+        elif age is not None and age > stale_seconds:
+            why = f"no heartbeat for {age:.0f} s"
+        else:
+            why = None
+        if why and store.mark_interrupted(project.db, run_id, why):
+            reaped.append(run_id)
+    return reaped
+
+
+CANCELLABLE = ("train", "index")  # the kinds that poll the store's cancel request
+
+
+def cancel(project: Project, run_id: int) -> str:
+    """Ask a training run (at its next step, after a checkpoint) or an index build (after its current batch) to
+    stop; returns its status now."""
+    run = runs.get_run(project.db, run_id)
+    if run is None:
+        raise JobError(f"no run {run_id} (see `embtune runs {project.root} --all`)")
+    if run["kind"] not in CANCELLABLE:
+        raise JobError(f"run {run_id} is a {run['kind']} run: only training runs and index builds can be cancelled")
+    if run["status"] not in ("queued", "running"):
+        return str(run["status"])
+    return store.request_cancel(project.db, run_id) or "unknown"
+
+
+def read_log(project: Project, run_id: int, tail: int = 200) -> list[str]:
+    """The last `tail` lines of a run's worker log ([] before the worker wrote any)."""
+    path = log_path(project, run_id)
+    if not path.is_file():
+        return []
+    with path.open("rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - 256 * 1024))
+        text = f.read().decode("utf-8", errors="replace")
+    return text.splitlines()[-tail:]

@@ -1,0 +1,129 @@
+"""Encoding with a persistent cache and a max sequence length fitted to the data.
+
+Vectors are L2-normalised float32 and cached in the store by (model fingerprint, max_seq_length, text key), so a
+second gate or eval run on an unchanged corpus encodes nothing. Blocks are committed as they finish: a killed
+run keeps what it encoded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from engine.ingest.batch import text_hash
+from engine.store._sqlite_utils import Database
+from engine.store.embeddings import cached_vectors, store_vectors
+
+Role = Literal["query", "document"]
+Progress = Callable[[int, int], None]
+BLOCK = 256
+
+
+def cache_key(text: str, role: Role) -> str:
+    # Queries and documents may get different prompts (e5, bge, Qwen3), so their vectors differ for equal text.
+    digest = text_hash(text)
+    return digest if role == "document" else f"q:{digest}"
+
+
+def fit_max_seq_length(
+    model: Any, texts: Sequence[str], *, percentile: float = 99.0, multiple: int = 32, sample: int = 2000
+) -> int:
+    """The smallest multiple of 32 covering `percentile` of the texts' token lengths, capped by the model.
+
+    A blind 256/512 either truncates long passages or pads short ones: attention cost grows with the square of
+    the length, so fitting it is often a 2-4x speed-up on short-passage corpora at no quality cost.
+    """
+    cap = int(model.max_seq_length or 512)
+    if not texts:
+        return cap
+    # An even sample of at most `sample` texts: the 99th percentile is stable long before the whole corpus, and
+    # the fit runs on every open.
+    step = max(1, math.ceil(len(texts) / sample))
+    picked = list(texts[::step])
+    # verbose=False: longer-than-model texts are expected here (that is what is being measured), not a warning.
+    ids = model.tokenizer(picked, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+    longest = float(np.percentile([len(x) for x in ids], percentile))
+    return int(min(cap, max(multiple, math.ceil(longest / multiple) * multiple)))
+
+
+@dataclass
+class Encoder:
+    """A loaded SentenceTransformer with its fingerprint, a fitted length and the project's cache."""
+
+    model: Any
+    fingerprint: str
+    max_seq_length: int
+    db: Database | None = None
+    batch_size: int = 32
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        role: Role,
+        progress: Progress | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
+        keys = [cache_key(t, role) for t in texts]
+        found = cached_vectors(self.db, self.fingerprint, self.max_seq_length, keys) if self.db else {}
+        todo = _missing(texts, keys, found)
+        total, done = len(todo), 0
+        if progress:
+            progress(0, total)
+        for start in range(0, total, BLOCK):
+            if cancelled and cancelled():
+                raise InterruptedError("encoding cancelled")
+            block = todo[start : start + BLOCK]
+            vectors = self._encode_block([t for _, t in block], role)
+            fresh = list(zip((k for k, _ in block), vectors, strict=True))
+            found.update(fresh)
+            if self.db is not None:
+                store_vectors(self.db, self.fingerprint, self.max_seq_length, fresh)
+            done += len(block)
+            if progress:
+                progress(done, total)
+        dim = self.dimension if not found else next(iter(found.values())).shape[0]
+        return np.stack([found[k] for k in keys]) if keys else np.zeros((0, dim), dtype=np.float32)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    def _encode_block(self, texts: list[str], role: Role) -> np.ndarray:
+        self.model.max_seq_length = self.max_seq_length
+        encode = self.model.encode_query if role == "query" else self.model.encode_document
+        vectors = encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def _missing(texts: Sequence[str], keys: list[str], found: dict[str, np.ndarray]) -> list[tuple[str, str]]:
+    """Unique uncached texts, longest first: similar lengths batch together with little padding."""
+    todo: dict[str, str] = {}
+    for key, text in zip(keys, texts, strict=True):
+        if key not in found and key not in todo:
+            todo[key] = text
+    return sorted(todo.items(), key=lambda kv: -len(kv[1]))
+
+
+def open_encoder(
+    spec: str,
+    *,
+    base_dir: Any = None,
+    db: Database | None = None,
+    fit_texts: Sequence[str] = (),
+    device: str = "auto",
+    trust_remote_code: bool = False,
+    batch_size: int = 32,
+) -> Encoder:
+    """Load a model offline, fingerprint it, and fit its max_seq_length to `fit_texts` (the corpus)."""
+    from engine.models.resolve import load_embedder, model_fingerprint, resolve_model
+
+    resolved = resolve_model(spec, base_dir)
+    model = load_embedder(str(resolved.path), device=device, trust_remote_code=trust_remote_code)
+    length = fit_max_seq_length(model, fit_texts)
+    return Encoder(model, model_fingerprint(resolved.path), length, db, batch_size)

@@ -1,0 +1,168 @@
+"""`embtune export DIR RUN DEST`: a trained model as a folder SentenceTransformer(DEST) loads, with a model card.
+
+The card is written here, offline, from the store: the run's data lineage (its config and result) and the
+evaluation figures recorded for it. The folder is assembled under DEST.partial and renamed into place, so DEST
+is either complete or absent.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from engine.errors import EmbtuneError
+from engine.models.refs import resolve_ref
+from engine.project import Project
+from engine.store import indexes
+
+CARD = "README.md"
+
+
+class ExportError(EmbtuneError):
+    """The export cannot be written (DEST not empty, no such model)."""
+
+
+def export_model(project: Project, ref: str, dest: Path) -> dict[str, Any]:
+    from engine.models.resolve import model_fingerprint, resolve_model
+
+    dest = Path(dest).expanduser().resolve()
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise ExportError(f"{dest} exists and is not empty: choose a new folder (nothing was overwritten)")
+    model = resolve_ref(project, ref)
+    source = resolve_model(model.spec, project.root).path
+    partial = dest.with_name(dest.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    shutil.copytree(
+        source,
+        partial,
+        ignore=shutil.ignore_patterns(".*", "checkpoint-*", "optimizer.pt", "scheduler.pt", "rng_state*.pth"),
+    )
+    _ensure_safetensors(partial)
+    run = indexes.run_record(project.db, model.run_id) if model.run_id is not None else None
+    card = model_card(project, model.name, run, _evaluations(project, model.name))
+    (partial / CARD).write_text(card, encoding="utf-8")
+    if dest.exists():
+        dest.rmdir()  # empty, checked above
+    partial.rename(dest)
+    files = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
+    return {
+        "dest": str(dest),
+        "model": model.name,
+        "run_id": model.run_id,
+        "fingerprint": model_fingerprint(dest),
+        "files": files,
+        "card": str(dest / CARD),
+    }
+
+
+def _ensure_safetensors(folder: Path) -> None:
+    """Weights saved as pickled .bin (older trainers) are re-saved as safetensors: safe and fast to load."""
+    if any(folder.rglob("*.safetensors")) or not any(folder.rglob("pytorch_model.bin")):
+        return
+    from engine.models.resolve import load_embedder
+
+    model = load_embedder(str(folder), device="cpu")
+    for old in folder.rglob("pytorch_model.bin"):
+        old.unlink()
+    model.save(str(folder), safe_serialization=True)
+
+
+def _evaluations(project: Project, name: str) -> list[dict[str, Any]]:
+    """Finished evaluations that measured this model: (run id, split, metrics of this model and the base)."""
+    from engine.store import evals
+
+    out = []
+    for run_id, finished, result in evals.eval_results(project.db):
+        models = result.get("models") or {}
+        if name in models:
+            out.append(
+                {
+                    "run_id": run_id,
+                    "finished_at": finished,
+                    "split": result.get("split"),
+                    "n_queries": result.get("n_queries"),
+                    "models": {k: models[k] for k in (name, "base") if k in models},
+                }
+            )
+    return out
+
+
+def model_card(project: Project, name: str, run: dict[str, Any] | None, evaluations: list[dict[str, Any]]) -> str:
+    config = project.config
+    lines = [
+        "---",
+        "library_name: sentence-transformers",
+        "pipeline_tag: sentence-similarity",
+        "tags: [sentence-transformers, embtune]",
+        "---",
+        "",
+        f"# {config.name}: {name}",
+        "",
+        f"Fine-tuned from `{config.base_model}` with embtune on the project `{config.name}`; exported "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.",
+        "",
+        "```python",
+        "from sentence_transformers import SentenceTransformer",
+        'model = SentenceTransformer("path/to/this/folder")',
+        "```",
+        "",
+    ]
+    lines += _lineage(run)
+    lines += _evaluation_lines(name, evaluations)
+    return "\n".join(lines) + "\n"
+
+
+def _lineage(run: dict[str, Any] | None) -> list[str]:
+    if run is None:
+        return ["## Data lineage", "", "Not a training run of this project: no lineage recorded.", ""]
+    lines = [
+        "## Data lineage",
+        "",
+        f"- run {run['id']} ({run['kind']}, {run['status']}), created {run['created_at']}, finished "
+        f"{run['finished_at']}" + (f", resumed from run {run['parent_id']}" if run["parent_id"] else ""),
+    ]
+    lines += [
+        "",
+        "Training configuration and data, as recorded by the run:",
+        "",
+        "```json",
+        json.dumps(run["config"], indent=2, sort_keys=True, default=str),
+        "```",
+        "",
+        "Result:",
+        "",
+        "```json",
+        json.dumps(run["result"], indent=2, sort_keys=True, default=str),
+        "```",
+        "",
+    ]
+    return lines
+
+
+def _evaluation_lines(name: str, evaluations: list[dict[str, Any]]) -> list[str]:
+    lines = ["## Evaluation", ""]
+    if not evaluations:
+        return [*lines, f"No evaluation of {name} recorded yet (`embtune eval`).", ""]
+    for ev in evaluations:
+        lines += [
+            f"Evaluation run {ev['run_id']} on the {ev['split']} split ({ev['n_queries']} queries), "
+            f"{ev['finished_at']}:",
+            "",
+        ]
+        keys = [
+            k
+            for k in next(iter(ev["models"].values()))
+            if isinstance(next(iter(ev["models"].values()))[k], (int, float)) and "@" in k
+        ]
+        lines.append("| model | " + " | ".join(keys) + " |")
+        lines.append("|---" * (len(keys) + 1) + "|")
+        for model, figures in ev["models"].items():
+            cells = [f"{figures[k]:.4f}" if isinstance(figures.get(k), (int, float)) else "" for k in keys]
+            lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        verdict = ev["models"].get(name, {}).get("verdict")
+        lines += ["", f"Verdict: {verdict}" if verdict else "", ""]
+    return lines

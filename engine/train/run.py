@@ -1,0 +1,356 @@
+"""Fine-tuning the embedder: settings, the pre-flight plan, starting/resuming a detached run, and the run itself.
+
+`start_training` records a queued 'train' run (its settings and the plan) and launches the detached worker
+(engine.jobs.launcher); the worker calls `execute`, which loads the base model, fits max_seq_length to the data, runs a
+one-step smoke test (the measured step time gives the ETA), then trains with sentence-transformers'
+SentenceTransformerTrainer: MultipleNegativesRankingLoss by default (CachedMNRL and Matryoshka as options), the
+no-duplicates batch sampler, warmup, seeded; when the train split is large enough for a dev slice of
+training.dev_min_queries queries, dev evaluation keeps the best checkpoint (dev nDCG@10), else the last step.
+The result is models/run-<id>: a plain sentence-transformers folder (safetensors, model card written offline).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import EmbtuneError
+from engine.jobs import launcher as jobs
+from engine.project import Project
+from engine.store import runs
+from engine.store import training as store
+from engine.train.dataset import TrainData, build_data, duplicates_per_batch
+
+BEST_METRIC = "eval_dev_cosine_ndcg@10"
+EVALS_PER_RUN = 4  # a run shorter than eval_steps is still evaluated this often, so there is a best to keep
+
+
+class TrainingError(EmbtuneError):
+    """A training request that cannot run (no data, unknown run, a run that cannot be resumed)."""
+
+
+@dataclass
+class TrainSettings:
+    loss: str = "mnrl"
+    epochs: int = 1
+    batch_size: int = 32
+    learning_rate: float = 2e-5
+    warmup_ratio: float = 0.1
+    max_steps: int | None = None
+    max_seq_length: int | None = None
+    eval_steps: int = 100
+    save_steps: int = 100
+    precision: str = "auto"
+    seed: int = 42
+    dev_fraction: float = 0.1
+    dev_max_queries: int = 200
+    dev_corpus_max: int = 1000
+    dev_min_queries: int = 200
+    hard_negatives: bool = True
+    mini_batch_size: int = 32
+    matryoshka_dims: list[int] | None = None
+    smoke_step: bool = True
+
+
+def settings_for(project: Project, **overrides: Any) -> TrainSettings:
+    """project.yaml's training: section and seed, with the given (non-None) overrides on top."""
+    base = {f.name: getattr(project.config.training, f.name) for f in dataclasses.fields(project.config.training)}
+    values = {**base, "seed": project.config.seed, **{k: v for k, v in overrides.items() if v is not None}}
+    known = {f.name for f in dataclasses.fields(TrainSettings)}
+    settings = TrainSettings(**{k: v for k, v in values.items() if k in known})
+    _check(settings)
+    return settings
+
+
+def _check(s: TrainSettings) -> None:
+    from engine.config import LOSSES, PRECISIONS
+
+    if s.loss not in LOSSES:
+        raise TrainingError(f"--loss must be one of {', '.join(LOSSES)}, got {s.loss!r}")
+    if s.precision not in PRECISIONS:
+        raise TrainingError(f"--precision must be one of {', '.join(PRECISIONS)}, got {s.precision!r}")
+    for name in ("epochs", "batch_size"):
+        if getattr(s, name) < 1:
+            raise TrainingError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(s, name)}")
+    if s.max_steps is not None and s.max_steps < 1:
+        raise TrainingError(f"--max-steps must be at least 1, got {s.max_steps}")
+    if not 0.0 < s.learning_rate < 1.0:
+        raise TrainingError(f"--lr must be between 0 and 1, got {s.learning_rate}")
+
+
+def load_data(project: Project, s: TrainSettings) -> TrainData:
+    from engine.train.dataset import TrainingDataError
+
+    try:
+        return build_data(
+            project.db,
+            seed=s.seed,
+            dev_fraction=s.dev_fraction,
+            dev_max_queries=s.dev_max_queries,
+            dev_corpus_max=s.dev_corpus_max,
+            hard_negatives=s.hard_negatives,
+            dev_min_queries=s.dev_min_queries,
+        )
+    except TrainingDataError as e:
+        raise TrainingError(str(e)) from e
+
+
+def schedule(s: TrainSettings, rows: int, has_dev: bool) -> dict[str, int]:
+    """Optimizer steps, and when to evaluate and save (a save every evaluation, so the best can be kept)."""
+    per_epoch = max(1, math.ceil(rows / s.batch_size))  # as the no-duplicates sampler counts its batches
+    total = s.max_steps or per_epoch * s.epochs
+    eval_steps = min(s.eval_steps, max(1, math.ceil(total / EVALS_PER_RUN))) if has_dev else 0
+    save_steps = eval_steps if has_dev else min(s.save_steps, total)
+    return {"steps_per_epoch": per_epoch, "max_steps": total, "eval_steps": eval_steps, "save_steps": save_steps}
+
+
+def plan(project: Project, s: TrainSettings, data: TrainData | None = None) -> dict[str, Any]:
+    """The pre-flight summary: data counts, duplicates per batch, steps and evaluations (no torch)."""
+    data = data or load_data(project, s)
+    steps = schedule(s, data.rows, bool(data.dev_queries))
+    if data.rows < s.batch_size:
+        raise TrainingError(
+            f"{data.rows} training rows is fewer than one batch of {s.batch_size}: lower --batch-size or add pairs"
+        )
+    estimate = previous_step_seconds(project, s)
+    return {
+        **data.counts,
+        **steps,
+        "batch_size": s.batch_size,
+        "loss": s.loss,
+        "columns": list(data.columns()),
+        "data_hash": data.snapshot_hash(),
+        "duplicates_per_batch": round(duplicates_per_batch(data, s.batch_size, s.seed), 2),
+        "duplicates_per_batch_sampled": 0,  # the no-duplicates sampler's guarantee
+        "estimated_seconds": round(estimate * steps["max_steps"]) if estimate else None,
+    }
+
+
+def dev_text(plan: dict[str, Any]) -> str:
+    """What the run evaluates while it trains, and which step it keeps (the pre-flight's line)."""
+    if plan["dev_queries"] and plan.get("dev_source", "train") == "train":
+        return (
+            f"dev slice: {plan['dev_queries']:,} train queries × {plan['dev_corpus']:,} passages, every "
+            f"{plan['eval_steps']} steps; best checkpoint kept"
+        )
+    none = "no dev slice (too few train queries for its share of rows)"
+    if plan["dev_queries"]:
+        return (
+            f"{none}; watching {plan['dev_queries']:,} {plan['dev_source']} queries × {plan['dev_corpus']:,} "
+            f"passages every {plan['eval_steps']} steps (never to choose: the last step is kept)"
+        )
+    return f"{none}: the last step is kept"
+
+
+def previous_step_seconds(project: Project, s: TrainSettings) -> float | None:
+    """The step time measured by the last run with the same batch size (its smoke step), for an early ETA."""
+    for run in store.train_runs(project.db, limit=20):
+        measured = (run["config"].get("preflight") or {}).get("step_seconds")
+        if measured and run["config"].get("settings", {}).get("batch_size") == s.batch_size:
+            return float(measured)
+    return None
+
+
+def start_training(
+    project: Project, s: TrainSettings, *, launch: bool = True, launcher: list[str] | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Record a queued run with its settings and plan, and launch its detached worker. Returns (run id, plan)."""
+    summary = plan(project, s)
+    run_id = store.create_queued_run(
+        project.db, {"settings": dataclasses.asdict(s), "plan": summary, "base_model": project.config.base_model}
+    )
+    if launch:
+        jobs.launch(project, run_id, launcher)
+    return run_id, summary
+
+
+def resume_training(project: Project, run_id: int, *, launch: bool = True) -> int:
+    """A child run that continues `run_id` from its last checkpoint (same settings and data)."""
+    jobs.reap_stale(project)
+    parent = store.train_run(project.db, run_id)
+    if parent is None:
+        raise TrainingError(f"no training run {run_id} (see `embtune runs {project.root}`)")
+    if parent["status"] in ("queued", "running", "finished"):
+        raise TrainingError(
+            f"run {run_id} is {parent['status']}: only a cancelled, failed or interrupted run can be resumed"
+        )
+    checkpoint = parent["checkpoint_path"]
+    if not checkpoint or not (project.root / checkpoint).is_dir():
+        raise TrainingError(f"run {run_id} left no checkpoint to resume from: start a new run (embtune train)")
+    config = {**parent["config"], "resume_from": checkpoint, "resumed_run": run_id}
+    child = store.create_queued_run(project.db, config, parent_id=run_id)
+    store.copy_metrics(project.db, run_id, child, _checkpoint_step(checkpoint))
+    if launch:
+        jobs.launch(project, child)
+    return child
+
+
+def _checkpoint_step(path: str) -> int:
+    return int(path.rstrip("/").rsplit("-", 1)[-1])
+
+
+def wait(
+    project: Project, run_id: int, on_event: Callable[[dict[str, Any]], None] | None = None, poll: float = 0.5
+) -> dict[str, Any]:
+    """Follow a run's events until it ends (reaping a dead worker); returns the run."""
+    last = 0
+    while True:
+        for event in runs.run_events(project.db, run_id, last):
+            last = event["id"]
+            if on_event:
+                on_event(event)
+        run = store.train_run(project.db, run_id)
+        assert run is not None
+        if run["status"] not in ("queued", "running"):
+            return run
+        jobs.reap_stale(project)
+        time.sleep(poll)
+
+
+def outcome(project: Project, run: dict[str, Any]) -> dict[str, Any]:
+    """The `train --wait --json` / `resume --wait --json` object."""
+    result = run["result"] or {}
+    return {
+        "run_id": run["id"],
+        "status": run["status"],
+        "model_path": run["model_path"],
+        "steps": result.get("steps", run["step"] or 0),
+        "seconds": result.get("seconds"),
+        "checkpoint_path": run["checkpoint_path"],
+        "error": run["error"],
+        "parent_id": run["parent_id"],
+        "dev": result.get("dev"),
+    }
+
+
+# --- the worker's side ------------------------------------------------------------------------------------
+
+
+def execute(project: Project, run_id: int, is_main: bool = True, echo: bool = False) -> dict[str, Any]:
+    """Run a queued training run to its end in this process (the detached worker calls this)."""
+    from engine.train.callbacks import Reporter
+
+    run = store.train_run(project.db, run_id)
+    if run is None:
+        raise TrainingError(f"no training run {run_id}")
+    if is_main and not store.mark_running(project.db, run_id, os.getpid()):
+        return {"status": run["status"]}
+    reporter = Reporter(project.db, run_id, str(project.root), is_main, echo)
+    started = time.monotonic()
+    try:
+        result = _train(project, run_id, run["config"], reporter, is_main)
+    except BaseException as e:
+        reporter.flush()
+        if is_main:
+            store.end_run(
+                project.db,
+                run_id,
+                "failed",
+                {"seconds": round(time.monotonic() - started, 1)},
+                f"{type(e).__name__}: {e}",
+            )
+        raise
+    result["seconds"] = round(time.monotonic() - started, 1)
+    if is_main:
+        if result["status"] == "finished":
+            runs.finish_model_run(project.db, run_id, result["model_path"], result)
+        else:
+            store.end_run(project.db, run_id, result["status"], result)
+    return result
+
+
+def _train(project: Project, run_id: int, config: dict[str, Any], reporter: Any, is_main: bool) -> dict[str, Any]:
+    from engine.train.trainer import build_trainer, record, smoke_step
+
+    s = TrainSettings(**config["settings"])
+    reporter.event("phase", {"phase": "preparing data"}, now=True)
+    data = load_data(project, s)
+    steps = schedule(s, data.rows, bool(data.dev_queries))
+    folder = jobs.run_dir(project, run_id)
+    trainer, info = build_trainer(project, s, data, steps, folder / "checkpoints", reporter, is_main)
+    if is_main:
+        store.update_config(project.db, run_id, {**config, **record(project, s, data, steps, info)})
+    resume_from = config.get("resume_from")
+    if s.smoke_step and not resume_from:
+        reporter.event("phase", {"phase": "smoke step"}, now=True)
+        seconds = smoke_step(trainer)
+        preflight = {
+            "step_seconds": round(seconds, 3),
+            "estimated_seconds": round(seconds * steps["max_steps"], 1),
+            **steps,
+        }
+        if is_main:
+            config = {**config, **record(project, s, data, steps, info), "preflight": preflight}
+            store.update_config(project.db, run_id, config)
+        reporter.event("preflight", preflight, now=True)
+    if store.cancel_requested(project.db, run_id):
+        return {"status": "cancelled", "steps": 0}
+    if data.dev_queries and not resume_from:
+        reporter.event("phase", {"phase": "evaluating the base model"}, now=True)
+        base = trainer.evaluator(trainer.model)
+        reporter.metrics += [
+            (k.removeprefix("dev_cosine_"), "dev", 0, float(v)) for k, v in base.items() if k.startswith("dev_cosine_")
+        ]
+        reporter.event("eval", {"step": 0, "ndcg@10": float(base.get("dev_cosine_ndcg@10", float("nan")))}, now=True)
+    reporter.event("phase", {"phase": "training"}, now=True)
+    trainer.train(resume_from_checkpoint=str(project.root / resume_from) if resume_from else None)
+    result = {
+        "steps": int(trainer.state.global_step),
+        "max_steps": steps["max_steps"],
+        "checkpoint_path": store.train_run(project.db, run_id)["checkpoint_path"],
+    }  # type: ignore[index]
+    if reporter.cancelled:
+        reporter.event("cancelled", {"step": result["steps"]}, now=True)
+        return {**result, "status": "cancelled"}
+    model_path = f"models/run-{run_id}"
+    if is_main:
+        reporter.event("phase", {"phase": "saving the model"}, now=True)
+        trainer.model.save_pretrained(str(project.root / model_path))
+    dev = _dev_summary(trainer, _base_dev(project, run_id))
+    reporter.event("finished", {"model_path": model_path, "dev": dev}, now=True)
+    return {**result, "status": "finished", "model_path": model_path, "dev": dev}
+
+
+def _base_dev(project: Project, run_id: int) -> float | None:
+    rows = [
+        v
+        for key, split, step, v in store.metric_series(project.db, run_id)
+        if (key, split, step) == ("ndcg@10", "dev", 0)
+    ]
+    return rows[0] if rows else None
+
+
+def _dev_summary(trainer: Any, base: float | None) -> dict[str, Any] | None:
+    """The dev nDCG@10 of the base model and of the checkpoint kept; a kept model worse than the base says so."""
+    state = trainer.state
+    if state.best_metric is None:
+        return None
+    best_step = int(Path(state.best_model_checkpoint).name.rsplit("-", 1)[-1]) if state.best_model_checkpoint else None
+    summary = {
+        "metric": "ndcg@10",
+        "best": round(float(state.best_metric), 4),
+        "best_step": best_step,
+        "base": round(base, 4) if base is not None else None,
+    }
+    if base is not None and state.best_metric < base:
+        summary["warning"] = "no checkpoint beat the base model on the dev slice: try more steps or a higher lr"
+    return summary
+
+
+def library_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for name in ("torch", "sentence-transformers", "transformers", "accelerate", "datasets"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = "missing"
+    return out

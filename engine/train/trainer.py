@@ -1,0 +1,164 @@
+"""Building the SentenceTransformerTrainer for a run: model, fitted length, loss, dev evaluator, arguments; the
+smoke step; and what a run records about itself. Imports torch and sentence-transformers, so only the worker
+(and benches) import this module.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from engine.models.encoder import fit_max_seq_length
+from engine.models.resolve import load_embedder, model_fingerprint, pick_device, resolve_model
+from engine.project import Project
+from engine.train.dataset import TrainData
+from engine.train.run import BEST_METRIC, TrainSettings, library_versions
+
+LOGGED_STEPS = 1000  # at most this many loss points per run: one per step on short runs
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """auto: bf16 on a CUDA GPU that supports it, else fp16 on CUDA, else fp32 (CPU and MPS)."""
+    if precision != "auto":
+        return precision
+    if device != "cuda":
+        return "fp32"
+    import torch
+
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def make_loss(model: Any, s: TrainSettings) -> Any:
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss,
+        MatryoshkaLoss,
+        MultipleNegativesRankingLoss,
+    )
+
+    if s.loss == "cached_mnrl":
+        return CachedMultipleNegativesRankingLoss(model, mini_batch_size=s.mini_batch_size)
+    inner = MultipleNegativesRankingLoss(model)
+    if s.loss == "matryoshka":
+        full = int(model.get_embedding_dimension())
+        dims = s.matryoshka_dims or [d for d in (full, full // 2, full // 4, full // 8) if d >= 8]
+        return MatryoshkaLoss(model, inner, matryoshka_dims=sorted(set(dims), reverse=True))
+    return inner
+
+
+def dev_evaluator(data: TrainData, batch_size: int) -> Any:
+    if not data.dev_queries:
+        return None
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+
+    return InformationRetrievalEvaluator(
+        data.dev_queries,
+        data.dev_corpus,
+        data.dev_relevant,
+        name="dev",
+        batch_size=batch_size,
+        write_csv=False,
+        show_progress_bar=False,
+    )
+
+
+def build_trainer(
+    project: Project,
+    s: TrainSettings,
+    data: TrainData,
+    steps: dict[str, int],
+    out_dir: Path,
+    reporter: Any,
+    is_main: bool = True,
+) -> tuple[Any, dict[str, Any]]:
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.base.sampler import BatchSamplers
+    from transformers.trainer_callback import PrinterCallback
+
+    from engine.train.callbacks import make_callback
+
+    resolved = resolve_model(project.config.base_model, project.root)
+    device = pick_device()
+    # under torchrun/accelerate each rank loads onto its own GPU (the trainer would move it there anyway)
+    load_on = f"cuda:{os.environ['LOCAL_RANK']}" if device == "cuda" and "LOCAL_RANK" in os.environ else device
+    model = load_embedder(str(resolved.path), device=load_on, trust_remote_code=project.config.trust_remote_code)
+    # Fitted on the passages (queries are shorter): 99% of them fit untruncated, nothing is padded beyond that.
+    model.max_seq_length = s.max_seq_length or fit_max_seq_length(model, data.positives + (data.negatives or []))
+    precision = resolve_precision(s.precision, device)
+    evaluator = dev_evaluator(data, s.batch_size)
+    has_dev = evaluator is not None
+    select = has_dev and data.selects_checkpoint  # gate queries are only watched: the last step is kept
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(out_dir),
+        num_train_epochs=s.epochs,
+        max_steps=steps["max_steps"],
+        per_device_train_batch_size=s.batch_size,
+        per_device_eval_batch_size=s.batch_size,
+        learning_rate=s.learning_rate,
+        warmup_steps=s.warmup_ratio if s.warmup_ratio > 0 else 0,
+        seed=s.seed,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        eval_strategy="steps" if has_dev else "no",
+        eval_steps=steps["eval_steps"] or None,
+        save_strategy="steps",
+        save_steps=steps["save_steps"],
+        save_total_limit=2,
+        load_best_model_at_end=select,
+        metric_for_best_model=BEST_METRIC if select else None,
+        greater_is_better=True if select else None,
+        logging_strategy="steps",
+        logging_steps=max(1, steps["max_steps"] // LOGGED_STEPS),
+        logging_first_step=True,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_pin_memory=device == "cuda",
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_dict(data.columns()),
+        loss=make_loss(model, s),
+        evaluator=evaluator,
+        callbacks=[make_callback(reporter, is_main)],
+    )
+    trainer.remove_callback(PrinterCallback)  # it prints every log dict into the worker log
+    info = {
+        "device": device,
+        "precision": precision,
+        "max_seq_length": int(model.max_seq_length),
+        "base_model_path": str(resolved.path),
+        "base_model_fingerprint": model_fingerprint(resolved.path),
+    }
+    return trainer, info
+
+
+def smoke_step(trainer: Any) -> float:
+    """One forward and backward pass on a real batch, timed; gradients dropped so training starts clean.
+    It fails fast on what would fail the run (memory, a bad model) and its time is the pre-flight's ETA."""
+    batch = next(iter(trainer.get_train_dataloader()))
+    trainer.model.train()
+    if not hasattr(trainer, "current_gradient_accumulation_steps"):
+        trainer.current_gradient_accumulation_steps = 1  # set by train(); training_step divides the loss by it
+    started = time.perf_counter()
+    trainer.training_step(trainer.model, batch)
+    seconds = time.perf_counter() - started
+    trainer.model.zero_grad(set_to_none=True)
+    return seconds
+
+
+def record(
+    project: Project, s: TrainSettings, data: TrainData, steps: dict[str, int], info: dict[str, Any]
+) -> dict[str, Any]:
+    """What a run stores about itself: enough to know exactly what was trained on what, how and where."""
+    return {
+        "seed": s.seed,
+        "data_hash": data.snapshot_hash(),
+        "data": data.counts,
+        "schedule": steps,
+        "versions": library_versions(),
+        **info,
+    }

@@ -1,0 +1,151 @@
+"""Detached training through the CLI contract: train without --wait returns at once and the worker finishes on
+its own; kill -9 mid-run turns into 'interrupted', resume continues from the last checkpoint as a child run
+with no duplicate metric steps and an intact database; cancel from the CLI; logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from engine.cli.main import main
+from engine.jobs.launcher import pid_alive, reap_stale
+from engine.project import open_project
+from engine.store import runs
+from engine.store import training as store
+from tests.projects import make_project
+
+
+def cli(*args: Any) -> tuple[int, dict[str, Any] | None, str]:
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    try:
+        payload = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        payload = None
+    return result.exit_code, payload, result.stdout + result.stderr
+
+
+@pytest.fixture
+def root(tmp_path: Path, tiny_embedder_path: Path) -> Path:
+    project = make_project(tmp_path, tiny_embedder_path, train_per_doc=3)
+    project.close()
+    with (project.root / "project.yaml").open("a") as f:
+        f.write("training:\n  dev_min_queries: 10\n")  # the tiny project's 36 train queries get a dev slice
+    return project.root
+
+
+def wait_until(check: Any, timeout: float = 120.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def run_row(root: Path, run_id: int) -> dict[str, Any]:
+    project = open_project(root)
+    try:
+        row = store.train_run(project.db, run_id)
+        assert row is not None
+        return row
+    finally:
+        project.close()
+
+
+def test_train_without_wait_returns_at_once_and_the_detached_run_finishes(root: Path) -> None:
+    started = time.monotonic()
+    code, out, text = cli("train", root, "--batch-size", "8", "--max-steps", "4", "--json")
+    assert code == 0, text
+    assert out is not None
+    assert out["status"] == "queued"
+    assert time.monotonic() - started < 5  # no model loaded in the launching process
+    run_id = out["run_id"]
+    assert os.getpgid(run_row(root, run_id)["pid"]) != os.getpgid(0)  # its own session: survives a closed terminal
+    wait_until(lambda: run_row(root, run_id)["status"] not in ("queued", "running"))
+    row = run_row(root, run_id)
+    assert row["status"] == "finished", row["error"]
+    assert (root / row["model_path"] / "model.safetensors").is_file()
+    code, listing, _ = cli("runs", root, "--json")
+    assert code == 0
+    assert listing is not None
+    assert {k: listing["runs"][0][k] for k in ("run_id", "status", "kind", "step", "max_steps")} == {
+        "run_id": run_id,
+        "status": "finished",
+        "kind": "train",
+        "step": 4,
+        "max_steps": 4,
+    }
+    code, _, log = cli("logs", root, run_id)
+    assert "finished" in log
+
+
+def test_kill_9_is_interrupted_and_resume_continues_from_the_checkpoint(root: Path) -> None:
+    code, out, text = cli("train", root, "--batch-size", "8", "--max-steps", "24", "--json")
+    assert code == 0, text
+    assert out is not None
+    run_id = out["run_id"]
+    project = open_project(root)
+    try:
+        # the first checkpoint (every 6 steps: the dev slice is evaluated 4 times per run), then a few more steps
+        wait_until(lambda: store.train_run(project.db, run_id)["checkpoint_path"])
+        wait_until(lambda: (store.train_run(project.db, run_id)["step"] or 0) >= 8)
+        pid = store.train_run(project.db, run_id)["pid"]
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not pid_alive(pid), 10)
+        assert reap_stale(project) == [run_id]
+        killed = store.train_run(project.db, run_id)
+        assert killed["status"] == "interrupted"
+        checkpoint_step = int(killed["checkpoint_path"].rsplit("-", 1)[1])
+    finally:
+        project.close()
+    code, listing, _ = cli("runs", root, "--json")
+    assert listing is not None
+    assert listing["runs"][0]["status"] == "interrupted"
+    code, resumed, text = cli("resume", root, run_id, "--wait", "--json")  # the --wait --json contract
+    assert code == 0, text
+    assert resumed is not None
+    assert resumed["status"] == "finished"
+    assert resumed["parent_id"] == run_id
+    assert resumed["steps"] == 24
+    assert resumed["seconds"] > 0
+    assert resumed["model_path"] == f"models/run-{resumed['run_id']}"
+    project = open_project(root)
+    try:
+        child = resumed["run_id"]
+        losses = [step for key, _, step, _ in store.metric_series(project.db, child) if key == "loss"]
+        assert losses == list(range(1, 25))  # the parent's curve up to the checkpoint, then the child's: whole
+        assert store.duplicate_metric_steps(project.db, child) == 0
+        assert checkpoint_step < 24
+        assert store.integrity_ok(project.db)
+        assert runs.model_run(project.db, child)["status"] == "finished"
+    finally:
+        project.close()
+
+
+def test_cancel_from_the_cli_leaves_a_resumable_checkpoint(root: Path) -> None:
+    code, out, _ = cli("train", root, "--batch-size", "8", "--max-steps", "200", "--json")
+    assert out is not None
+    run_id = out["run_id"]
+    wait_until(lambda: (run_row(root, run_id)["step"] or 0) >= 2)  # training, past the smoke step
+    code, cancelled, _ = cli("cancel", root, run_id, "--json")
+    assert code == 0
+    assert cancelled == {"run_id": run_id, "status": "running"}
+    wait_until(lambda: run_row(root, run_id)["status"] != "running", 60)
+    row = run_row(root, run_id)
+    assert row["status"] == "cancelled"
+    assert (root / row["checkpoint_path"] / "model.safetensors").is_file()
+    assert row["step"] < 200
+    code, _, text = cli("resume", root, 999)
+    assert code == 2
+    assert "no training run 999" in text
+    code, _, text = cli("logs", root, 999)
+    assert code == 2
+    assert "no training run 999" in text

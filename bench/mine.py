@@ -61,11 +61,10 @@ def make_project(root: Path) -> Any:
 
 def reset(project: Any) -> None:
     """Empty the embedding cache and the negatives (untimed): the next mine is a first run."""
-    from engine.store import write
+    from engine.store import embeddings, negatives
 
-    with write(project.db):
-        project.db.execute("DELETE FROM embedding_cache")
-        project.db.execute("DELETE FROM negatives")
+    embeddings.clear_cache(project.db)
+    negatives.delete_all(project.db)
 
 
 ENCODING = {"seconds": 0.0}
@@ -137,10 +136,11 @@ def plain_once(model_path: str, max_seq_length: int | None, settings: dict[str, 
 
 def agreement(project: Any, mined: Any) -> dict[str, float]:
     """Per query: the share of plain's negatives that embtune stored too."""
+    from engine.store.corpus import chunk_texts, query_texts
     from engine.store.negatives import all_negatives
 
-    texts = dict(project.db.execute("SELECT c.id, t.text FROM chunks c JOIN texts t ON t.hash = c.text_hash"))
-    query_text = dict(project.db.execute("SELECT id, text FROM queries"))
+    texts = chunk_texts(project.db)
+    query_text = query_texts(project.db)
     ours: dict[str, set[str]] = {}
     for row in all_negatives(project.db):
         ours.setdefault(query_text[row["query_id"]], set()).add(texts[row["chunk_id"]])

@@ -138,18 +138,12 @@ def warm_up(texts: list[str]) -> None:
 
 def change_one_percent(project: Any) -> int:
     """Give 1% of the chunks new text, straight in the store (as an edited re-import would)."""
-    from engine.ingest.batch import text_hash
+    from engine.store.corpus import chunk_texts, replace_chunk_text
 
-    db = project.db
-    ids = [r[0] for r in db.execute("SELECT id FROM chunks ORDER BY id")]
-    picked = ids[::100]
+    texts = chunk_texts(project.db)
+    picked = list(texts)[::100]
     for cid in picked:
-        old = db.execute(
-            "SELECT t.text FROM chunks c JOIN texts t ON t.hash = c.text_hash WHERE c.id = ?", [cid]
-        ).fetchone()[0]
-        new = old + " (revised)"
-        db.execute("INSERT OR IGNORE INTO texts (hash, text) VALUES (?, ?)", [text_hash(new), new])
-        db.execute("UPDATE chunks SET text_hash = ? WHERE id = ?", [text_hash(new), cid])
+        replace_chunk_text(project.db, cid, texts[cid] + " (revised)")
     return len(picked)
 
 

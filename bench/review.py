@@ -37,7 +37,8 @@ from textual import events  # noqa: E402
 
 from engine.ingest import importing  # noqa: E402
 from engine.project import init_project, open_project  # noqa: E402
-from engine.store import write  # noqa: E402
+from engine.store import negatives as store_negatives  # noqa: E402
+from engine.store import review as store_review  # noqa: E402
 from tui.app import EmbtuneApp  # noqa: E402
 from tui.screens.review import ReviewScreen  # noqa: E402
 
@@ -76,12 +77,9 @@ def build_project(folder: Path, pairs: int) -> Path:
     for i in range(pairs):
         positive = rng.random()
         score = None if i % 50 == 0 else positive - rng.random() * 0.5
-        negatives.append((f"q{i}", f"d{(i + 7) % docs}", score, None if score is None else positive, "bench"))
-    with write(project.db) as db:
-        db.conn.executemany(
-            "INSERT INTO negatives (query_id, chunk_id, score, positive_score, miner) VALUES (?, ?, ?, ?, ?)",
-            negatives,
-        )
+        chunk, positive_score = f"d{(i + 7) % docs}", None if score is None else positive
+        negatives.append(store_negatives.NegativeRow(f"q{i}", chunk, score, positive_score, "bench", "{}"))
+    store_negatives.insert_negatives(project.db, negatives)
     project.close()
     print(f"built {pairs:,} pairs and {pairs:,} negatives in {time.perf_counter() - started:.1f} s", flush=True)
     return project.root
@@ -126,6 +124,11 @@ def _stats(samples: list[float]) -> dict[str, float]:
             "max_ms": ms[-1]}  # fmt: skip
 
 
+def _first_in_queue(project: Any, target: store_review.Target) -> int:
+    """The id the review screen opens on: the first row of the unfiltered queue."""
+    return int(store_review.queue_rows(project.db, target, store_review.QueueFilter(), limit=1)[0][0])
+
+
 async def measure(root: Path, presses: int) -> dict[str, Any]:
     app = EmbtuneApp(root)
     results: dict[str, Any] = {}
@@ -134,7 +137,7 @@ async def measure(root: Path, presses: int) -> dict[str, Any]:
         await pilot.pause()
         frames = Frames(app)
         project = open_project(root)
-        first = project.db.execute("SELECT min(id) FROM pairs").fetchone()[0]
+        first = _first_in_queue(project, "pair")
         results["open_s"] = await frames.press("v", ("pair", first))
         screen = app.screen
         assert isinstance(screen, ReviewScreen)
@@ -152,12 +155,9 @@ async def measure(root: Path, presses: int) -> dict[str, Any]:
             await asyncio.sleep(0.005)
         results["accept_reject"] = _stats(decide)
         results["move"] = _stats(move)
-        closest = project.db.execute(
-            "SELECT id FROM negatives ORDER BY coalesce(positive_score - score, 9e999), id LIMIT 1"
-        ).fetchone()[0]
+        closest = _first_in_queue(project, "negative")  # the smallest margin: triage order
         results["triage_open_s"] = await frames.press("tab", ("negative", closest))
-        written = project.db.execute("SELECT count(*) FROM review_events").fetchone()[0]
-        results["events_written"] = written
+        results["events_written"] = len(store_review.events(project.db))
         project.close()
     return results
 

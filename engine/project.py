@@ -8,8 +8,8 @@ from pathlib import Path
 
 from engine.config import CONFIG_NAME, ConfigError, ProjectConfig, dump_config, load_config
 from engine.errors import EmbtuneError
-from engine.store import DB_NAME, open_db
 from engine.store._sqlite_utils import Database
+from engine.store.db import DB_NAME, open_db
 
 LANCE_DIR = "lancedb"
 

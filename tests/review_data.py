@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.project import Project
-from engine.store import write
+from engine.store.db import write
 from tests.projects import make_project
 
 NO_MODEL = Path("no-model")  # review never loads the base model, so these projects need none built

@@ -27,7 +27,7 @@ from typing import Any
 
 from engine.project import Project
 from engine.store import checks as store
-from engine.store.migrations import SPLITS
+from engine.store.schema import SPLITS
 
 SEVERITIES = ("ok", "warn", "error")
 EVAL_SPLITS = tuple(s for s in SPLITS if s != "train")

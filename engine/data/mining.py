@@ -42,8 +42,9 @@ from engine.data import mining_select as select
 from engine.errors import EmbtuneError
 from engine.jobs.progress import Progress, cancellable
 from engine.project import Project
-from engine.store import corpus, runs, write
+from engine.store import corpus, runs
 from engine.store import negatives as store
+from engine.store.db import write
 
 MINER = "mine_hard_negatives"
 

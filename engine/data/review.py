@@ -26,14 +26,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 from engine.errors import EmbtuneError
-from engine.ingest.batch import text_hash
 from engine.project import Project
 from engine.store import review as store
 from engine.store._sqlite_utils import Database
 from engine.store.db import write
-from engine.store.migrations import LABELS as PAIR_LABELS
-from engine.store.migrations import NEGATIVE_LABELS
 from engine.store.review import STATE, Event, QueueFilter, Target
+from engine.store.schema import NEGATIVE_LABELS, PAIR_LABELS, text_hash
 
 LABELS = {"pair": PAIR_LABELS, "negative": NEGATIVE_LABELS}
 ACTIONS = {"accept": "accepted", "reject": "rejected", "false_negative": "false_negative"}

@@ -408,7 +408,7 @@ def _report(
     return GateReport(
         verdict,
         reasons,
-        hints(arms, gate.k, project),
+        hints(arms, gate.k, [q.text for q in corpus.judged_queries(project.db, "gate")]),
         n_queries,
         gate.k,
         arms,

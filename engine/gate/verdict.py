@@ -12,7 +12,7 @@ Rules (../shared/reference/fine-tuning-embeddings.txt, thresholds from project.y
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from engine.config import GateConfig
 
@@ -140,8 +140,9 @@ def _interval_note(arm: ArmLike, threshold: float, k: int, rule: str) -> list[st
     return []
 
 
-def hints(arms: list[ArmLike], k: int, project: Any) -> list[str]:
-    """The guide's diagnosis table, each row shown when the measurements point at it."""
+def hints(arms: list[ArmLike], k: int, gate_queries: list[str]) -> list[str]:
+    """The guide's diagnosis table, each row shown when the measurements point at it (`gate_queries`: the
+    texts of the judged gate queries, passed in so this module stays pure)."""
     key = f"recall@{k}"
     by_name = {a.name: a for a in arms}
     base = by_name["base"]
@@ -165,7 +166,7 @@ def hints(arms: list[ArmLike], k: int, project: Any) -> list[str]:
             f"({base.metrics['recall@10']:.2f}) but rarely at rank 1 ({base.metrics['recall@1']:.2f}); "
             "that is a re-ranking problem, not an embedding-space one"
         )
-    if _multilingual(project):
+    if _multilingual(gate_queries):
         out.append(
             "Multilingual terminology: try bge-m3 or multilingual-e5 as base_model; fine-tune them if the "
             "terminology is domain-specific"
@@ -177,9 +178,6 @@ def hints(arms: list[ArmLike], k: int, project: Any) -> list[str]:
     return out
 
 
-def _multilingual(project: Any) -> bool:
-    from engine.store import corpus
-
-    texts = [q.text for q in corpus.judged_queries(project.db, "gate")]
+def _multilingual(texts: list[str]) -> bool:
     non_ascii = sum(1 for t in texts if sum(ord(c) > 127 and c.isalpha() for c in t) > len(t) * 0.2)
     return bool(texts) and non_ascii / len(texts) > 0.1

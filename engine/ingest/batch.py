@@ -7,20 +7,16 @@ writes the whole batch in one transaction (engine.store.imports).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.ingest.chunking import chunk_text, spec_from_dict
 from engine.ingest.readers import Problems, read_csv, read_jsonl, read_tsv, string_field, string_list, text_lines
+from engine.store.import_batch import ImportBatch
+from engine.store.schema import SOURCE_STRATEGY, SPLITS, text_hash
 
-SOURCE_STRATEGY = "source"
-QRELS_SPLITS = ("train", "dev", "test", "gate", "general")
 DOC_SUFFIXES = (".txt", ".md", ".markdown")
-
-
-def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def file_sha256(path: Path) -> str:
@@ -29,78 +25,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def chunk_id(doc_id: str, strategy: str, position: int) -> str:
-    """A source chunk keeps its document's id, so BEIR qrels point at chunks directly."""
-    return doc_id if strategy == SOURCE_STRATEGY else f"{doc_id}#{strategy}-{position}"
-
-
-@dataclass
-class ImportBatch:
-    kind: str
-    path: Path
-    texts: dict[str, str] = field(default_factory=dict)
-    documents: dict[str, dict[str, Any]] = field(default_factory=dict)
-    chunks: dict[str, dict[str, Any]] = field(default_factory=dict)
-    queries: dict[str, dict[str, Any]] = field(default_factory=dict)
-    pairs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    negatives: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    # Where each id came from, so conflicts with the store can name file and line.
-    origin: dict[tuple[str, str], tuple[Path, int]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    def add_text(self, text: str) -> str:
-        digest = text_hash(text)
-        self.texts[digest] = text
-        return digest
-
-    def add_document(self, doc_id: str, title: str, body: str, source: str, where: tuple[Path, int]) -> None:
-        self.documents[doc_id] = {
-            "id": doc_id,
-            "title": title,
-            "text_hash": self.add_text(body),
-            "source": source,
-            "chunking": SOURCE_STRATEGY,
-        }
-        self.origin[("document", doc_id)] = where
-
-    def add_chunk(
-        self, doc_id: str, strategy: str, position: int, text: str, span: tuple[int | None, int | None] = (None, None)
-    ) -> str:
-        cid = chunk_id(doc_id, strategy, position)
-        self.chunks[cid] = {
-            "id": cid,
-            "doc_id": doc_id,
-            "strategy": strategy,
-            "position": position,
-            "text_hash": self.add_text(text),
-            "start_char": span[0],
-            "end_char": span[1],
-        }
-        return cid
-
-    def add_query(self, query_id: str, text: str, split: str, source: str, where: tuple[Path, int]) -> None:
-        self.queries[query_id] = {"id": query_id, "text": text, "split": split, "source": source}
-        self.origin[("query", query_id)] = where
-
-    def add_pair(self, query_id: str, cid: str, split: str, source: str, score: float = 1.0) -> None:
-        self.pairs[(query_id, cid)] = {
-            "query_id": query_id,
-            "chunk_id": cid,
-            "split": split,
-            "source": source,
-            "score": score,
-        }
-
-    def counts(self) -> dict[str, int]:
-        return {
-            "documents": len(self.documents),
-            "chunks": len(self.chunks),
-            "queries": len(self.queries),
-            "pairs": len(self.pairs),
-            "negatives": len(self.negatives),
-        }
 
 
 def source_chunk_text(title: str, body: str) -> str:
@@ -168,8 +92,8 @@ def _beir_qrels(
     path: Path, batch: ImportBatch, query_texts: dict[str, tuple[str, int]], problems: Problems, source: str
 ) -> None:
     split = path.stem
-    if split not in QRELS_SPLITS:
-        problems.add(path, 0, None, f"unknown split '{split}' (qrels files are named {', '.join(QRELS_SPLITS)})")
+    if split not in SPLITS:
+        problems.add(path, 0, None, f"unknown split '{split}' (qrels files are named {', '.join(SPLITS)})")
         return
     for line, (query_id, doc_id, score_text) in read_tsv(path, problems, 3):
         if line == 1 and query_id == "query-id":
@@ -211,8 +135,8 @@ class PairRow:
 def parse_pairs(path: Path, *, split: str | None, test_fraction: float, seed: int) -> ImportBatch:
     """Pairs as JSONL ({query, positive[, negative][, split]} or FlagEmbedding {query, pos[], neg[]}) or CSV."""
     problems = Problems()
-    if split is not None and split not in QRELS_SPLITS:
-        problems.add(path, 0, None, f"unknown split '{split}' (one of {', '.join(QRELS_SPLITS)})")
+    if split is not None and split not in SPLITS:
+        problems.add(path, 0, None, f"unknown split '{split}' (one of {', '.join(SPLITS)})")
         problems.raise_if_any()
     rows = list(_csv_pairs(path, problems) if path.suffix.lower() == ".csv" else _jsonl_pairs(path, problems))
     if not rows and not problems.items:
@@ -286,8 +210,8 @@ def _csv_pairs(path: Path, problems: Problems) -> list[PairRow]:
 def _row_split(value: Any, path: Path, line: int, problems: Problems) -> str | None:
     if value is None:
         return None
-    if value not in QRELS_SPLITS:
-        problems.add(path, line, "split", f"unknown split '{value}' (one of {', '.join(QRELS_SPLITS)})")
+    if value not in SPLITS:
+        problems.add(path, line, "split", f"unknown split '{value}' (one of {', '.join(SPLITS)})")
         return None
     return value
 
@@ -298,8 +222,8 @@ def _row_split(value: Any, path: Path, line: int, problems: Problems) -> str | N
 def parse_queries(path: Path, tag: str) -> ImportBatch:
     """Queries ({_id, text[, relevant: [doc ids]]}) with a tag; judgments are checked against the store later."""
     problems = Problems()
-    if tag not in QRELS_SPLITS:
-        problems.add(path, 0, None, f"unknown tag '{tag}' (one of {', '.join(QRELS_SPLITS)})")
+    if tag not in SPLITS:
+        problems.add(path, 0, None, f"unknown tag '{tag}' (one of {', '.join(SPLITS)})")
         problems.raise_if_any()
     batch = ImportBatch("queries", path)
     first_line: dict[str, int] = {}

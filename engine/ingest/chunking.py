@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 KINDS = ("whole", "paragraph", "fixed_tokens", "sentence_window")
@@ -69,16 +69,6 @@ def spec_from_dict(name: str, d: Mapping[str, Any]) -> ChunkingSpec:
     spec = ChunkingSpec(kind=kind, **params)
     _validate(name, spec)
     return spec
-
-
-def spec_to_dict(spec: ChunkingSpec) -> dict[str, Any]:
-    """Inverse of ``spec_from_dict``: the kind plus the parameters that are set."""
-    out: dict[str, Any] = {"kind": spec.kind}
-    for f in fields(spec):
-        value = getattr(spec, f.name)
-        if f.name != "kind" and value is not None:
-            out[f.name] = value
-    return out
 
 
 def _with_defaults(spec: ChunkingSpec) -> ChunkingSpec:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.ingest.batch import ImportBatch, file_sha256, parse_beir, parse_docs, parse_pairs, parse_queries
-from engine.ingest.readers import InputError, Problem
+from engine.ingest.batch import file_sha256, parse_beir, parse_docs, parse_pairs, parse_queries
+from engine.ingest.readers import InputError, Problem, Problems
 from engine.project import Project
+from engine.store.import_batch import ImportBatch
 from engine.store.imports import Progress, write_batch
 
 SOURCE_KINDS = ("beir", "pairs", "docs", "queries")
@@ -85,7 +85,7 @@ def import_sources(
 
 
 def _write(project: Project, batch: ImportBatch, sha: str, progress: Progress | None) -> dict[str, Any]:
-    result = write_batch(project.db, batch, sha, progress)
+    result = write_batch(project.db, batch, sha, Problems(), progress)
     return {"kind": batch.kind, "path": str(batch.path), **result}
 
 
@@ -106,6 +106,3 @@ def _folder_sha(folder: Path) -> str:
         h.update(path.relative_to(folder).as_posix().encode())
         h.update(file_sha256(path).encode())
     return h.hexdigest()
-
-
-ProgressFn = Callable[[str, int, int], None]

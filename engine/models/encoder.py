@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from engine.ingest.batch import text_hash
 from engine.store._sqlite_utils import Database
 from engine.store.embeddings import cached_vectors, store_vectors
+from engine.store.schema import text_hash
 
 Role = Literal["query", "document"]
 Progress = Callable[[int, int], None]

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 # Read by huggingface_hub when it is imported: set before any of our functions import it.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-DEFAULT_BASE_MODEL = "all-MiniLM-L6-v2"
 MODEL_FILES = ("config.json", "modules.json")
 _CHUNK = 1 << 20  # fingerprint reads this many bytes from each end of every file
 _HF_ID = re.compile(r"^\w[\w.-]*(/\w[\w.-]*)?$")  # "name" or "org/name"; paths like ./x or ~/x are not ids

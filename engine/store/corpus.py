@@ -1,4 +1,5 @@
-"""Reads of the corpus and judgments that retrieval, the gate and evaluation work on."""
+"""Reads of the corpus and judgments that retrieval, the gate and evaluation work on (and the one edit of a
+chunk's text that the benchmarks make)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from engine.store._sqlite_utils import Database
+from engine.store.db import write
+from engine.store.schema import text_hash
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,24 @@ def retrieval_chunks(db: Database) -> tuple[list[str], list[str], list[str]]:
         "AND c.strategy = d.chunking JOIN texts t ON t.hash = c.text_hash ORDER BY c.doc_id, c.position"
     ).fetchall()
     return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+
+
+def chunk_texts(db: Database) -> dict[str, str]:
+    """Every chunk's text by chunk id (all chunkings), in id order."""
+    rows = db.execute("SELECT c.id, t.text FROM chunks c JOIN texts t ON t.hash = c.text_hash ORDER BY c.id")
+    return dict(rows.fetchall())
+
+
+def query_texts(db: Database) -> dict[str, str]:
+    return dict(db.execute("SELECT id, text FROM queries").fetchall())
+
+
+def replace_chunk_text(db: Database, chunk_id: str, text: str) -> None:
+    """Point a chunk at new text, as an edited re-import would (bench/reindex.py's incremental case)."""
+    digest = text_hash(text)
+    with write(db):
+        db.execute("INSERT OR IGNORE INTO texts (hash, text) VALUES (?, ?)", [digest, text])
+        db.execute("UPDATE chunks SET text_hash = ? WHERE id = ?", [digest, chunk_id])
 
 
 def documents(db: Database) -> list[Document]:

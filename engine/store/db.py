@@ -27,13 +27,6 @@ def open_db(path: Path | str, *, migrate: bool = True) -> Database:
     return db
 
 
-def memory_db() -> Database:
-    db = Database(memory=True)
-    db.conn.execute("PRAGMA foreign_keys = ON")
-    migrations.apply(db)
-    return db
-
-
 @contextlib.contextmanager
 def write(db: Database) -> Iterator[Database]:
     """One write transaction. BEGIN IMMEDIATE takes the write lock up front, so two processes writing at
@@ -49,7 +42,3 @@ def write(db: Database) -> Iterator[Database]:
         db.conn.execute("ROLLBACK")
         raise
     db.conn.execute("COMMIT")
-
-
-def schema_version(db: Database) -> list[str]:
-    return [m.name for m in migrations.applied(db)]

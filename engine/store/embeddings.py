@@ -40,8 +40,7 @@ def store_vectors(db: Database, fingerprint: str, max_seq_length: int, items: It
         )
 
 
-def cache_size(db: Database, fingerprint: str | None = None) -> int:
-    if fingerprint is None:
-        return int(db.execute("SELECT count(*) FROM embedding_cache").fetchone()[0])
-    sql = "SELECT count(*) FROM embedding_cache WHERE model_fingerprint = ?"
-    return int(db.execute(sql, [fingerprint]).fetchone()[0])
+def clear_cache(db: Database) -> None:
+    """Forget every cached vector, so the next encode is a first run (bench/mine.py)."""
+    with write(db):
+        db.execute("DELETE FROM embedding_cache")

@@ -5,26 +5,35 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from engine.ingest.batch import ImportBatch
-from engine.ingest.readers import Problems
 from engine.store._sqlite_utils import Database
 from engine.store.db import write
+from engine.store.import_batch import ImportBatch
 
 Progress = Callable[[str, int, int], None]
 BATCH = 2000
 
 
-def write_batch(db: Database, batch: ImportBatch, file_sha: str, progress: Progress | None = None) -> dict[str, Any]:
+class Problems(Protocol):
+    """The caller's problem list (engine.ingest.readers.Problems): the store adds conflicts with file and line,
+    and raise_if_any raises the caller's error, which rolls the transaction back."""
+
+    def add(self, path: Path, line: int, field: str | None, message: str) -> None: ...
+
+    def raise_if_any(self) -> None: ...
+
+
+def write_batch(
+    db: Database, batch: ImportBatch, file_sha: str, problems: Problems, progress: Progress | None = None
+) -> dict[str, Any]:
     """Insert what is new; identical rows already present are left alone, so re-importing changes nothing.
 
-    Returns counts of rows added per table. Raises InputError (and writes nothing) when an id in the batch
-    already exists with different content, or a judgment names an unknown document.
+    Returns counts of rows added per table. Adds to `problems` and raises through it (writing nothing) when an
+    id in the batch already exists with different content, or a judgment names an unknown document.
     """
     report = progress or (lambda stage, done, total: None)
     with write(db):
-        problems = Problems()
         _check_conflicts(db, batch, problems)
         _resolve_judgments(db, batch, problems)
         _reuse_stored_passages(db, batch)

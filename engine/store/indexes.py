@@ -162,13 +162,3 @@ def run_record(db: Database, run_id: int) -> dict[str, Any] | None:
     out = dict(zip(keys, row, strict=True))
     out["config"], out["result"] = json.loads(out["config"] or "{}"), json.loads(out["result"] or "{}")
     return out
-
-
-def run_metrics(db: Database, run_id: int) -> list[tuple[str, str, float]]:
-    """(key, split, value) of a run's last recorded step per metric."""
-    rows = db.execute(
-        "SELECT key, split, value FROM metrics m WHERE run_id = ? AND step = (SELECT max(step) "
-        "FROM metrics WHERE run_id = m.run_id AND key = m.key AND split = m.split) ORDER BY key",
-        [run_id],
-    )
-    return [(k, s, float(v)) for k, s, v in rows]

@@ -1,25 +1,22 @@
-"""Schema migrations for project.db. Append-only: never edit a migration that has shipped; add m00N instead."""
+"""Schema migrations for project.db.
 
+Append-only and literal: a shipped migration is never edited and never reads a constant (changing
+engine.store.schema would otherwise rewrite it silently); change the schema by adding m00N. The test
+tests/engine/store/test_store.py holds a digest of the schema after each migration, so an edit fails it.
+"""
+
+# ruff: noqa: E501  (the DDL is copied as shipped: SQLite keeps its exact text, so lines are not re-wrapped)
 from __future__ import annotations
 
 from engine.store._sqlite_utils import Database, Migrations
 
 migrations = Migrations("embtune")
 
-SPLITS = ("train", "dev", "test", "gate", "general")
-LABELS = ("unlabeled", "accepted", "rejected")
-NEGATIVE_LABELS = ("unlabeled", "accepted", "rejected", "false_negative")
-RUN_STATUSES = ("queued", "running", "finished", "failed", "cancelled")
-
-
-def _in(values: tuple[str, ...]) -> str:
-    return ", ".join(f"'{v}'" for v in values)
-
 
 @migrations()
 def m001_initial(db: Database) -> None:
     db.executescript(
-        f"""
+        """
         -- Every text (document body, chunk, edited passage) is stored once, keyed by its sha256.
         CREATE TABLE texts (
             hash TEXT PRIMARY KEY,
@@ -57,7 +54,7 @@ def m001_initial(db: Database) -> None:
         CREATE TABLE queries (
             id TEXT PRIMARY KEY,
             text TEXT NOT NULL,
-            split TEXT NOT NULL CHECK (split IN ({_in(SPLITS)})),
+            split TEXT NOT NULL CHECK (split IN ('train', 'dev', 'test', 'gate', 'general')),
             source TEXT NOT NULL,
             import_id INTEGER REFERENCES imports(id)
         );
@@ -66,10 +63,10 @@ def m001_initial(db: Database) -> None:
             id INTEGER PRIMARY KEY,
             query_id TEXT NOT NULL REFERENCES queries(id) ON DELETE CASCADE,
             chunk_id TEXT NOT NULL REFERENCES chunks(id) ON DELETE CASCADE,
-            split TEXT NOT NULL CHECK (split IN ({_in(SPLITS)})),
+            split TEXT NOT NULL CHECK (split IN ('train', 'dev', 'test', 'gate', 'general')),
             source TEXT NOT NULL,
             score REAL NOT NULL DEFAULT 1.0,
-            label TEXT NOT NULL DEFAULT 'unlabeled' CHECK (label IN ({_in(LABELS)})),
+            label TEXT NOT NULL DEFAULT 'unlabeled' CHECK (label IN ('unlabeled', 'accepted', 'rejected')),
             edited_text_hash TEXT REFERENCES texts(hash),
             updated_at TEXT,
             UNIQUE (query_id, chunk_id)
@@ -84,8 +81,8 @@ def m001_initial(db: Database) -> None:
             score REAL,
             positive_score REAL,
             miner TEXT NOT NULL,
-            settings_json TEXT NOT NULL DEFAULT '{{}}',
-            label TEXT NOT NULL DEFAULT 'unlabeled' CHECK (label IN ({_in(NEGATIVE_LABELS)})),
+            settings_json TEXT NOT NULL DEFAULT '{}',
+            label TEXT NOT NULL DEFAULT 'unlabeled' CHECK (label IN ('unlabeled', 'accepted', 'rejected', 'false_negative')),
             updated_at TEXT,
             UNIQUE (query_id, chunk_id, miner)
         );
@@ -105,8 +102,8 @@ def m001_initial(db: Database) -> None:
         CREATE TABLE runs (
             id INTEGER PRIMARY KEY,
             kind TEXT NOT NULL,
-            status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN ({_in(RUN_STATUSES)})),
-            config_json TEXT NOT NULL DEFAULT '{{}}',
+            status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'running', 'finished', 'failed', 'cancelled')),
+            config_json TEXT NOT NULL DEFAULT '{}',
             parent_id INTEGER REFERENCES runs(id),
             pid INTEGER,
             heartbeat_at TEXT,
@@ -132,7 +129,7 @@ def m001_initial(db: Database) -> None:
             run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
             ts TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
             kind TEXT NOT NULL,
-            payload_json TEXT NOT NULL DEFAULT '{{}}'
+            payload_json TEXT NOT NULL DEFAULT '{}'
         );
         CREATE INDEX job_events_run ON job_events(run_id, id);
         CREATE TABLE indexes (
@@ -188,24 +185,19 @@ def m003_run_results(db: Database) -> None:
     )
 
 
-# The triage queue's sort key: how close a mined negative scored to its positive (unscored last). Queries must
-# spell it exactly like this for SQLite to use the index below.
-NEGATIVE_MARGIN = "coalesce(positive_score - score, 9e999)"
-
-
 @migrations()
 def m004_review(db: Database) -> None:
     # batch groups the events of one bulk action so one undo reverts them all; the indexes keep the review
     # screen's undo lookup, today counter, source filter and triage order fast at 100k+ rows.
     db.executescript(
-        f"""
+        """
         ALTER TABLE review_events ADD COLUMN batch INTEGER;
         CREATE INDEX review_events_reviewer ON review_events(reviewer, id);
         CREATE INDEX review_events_batch ON review_events(batch) WHERE batch IS NOT NULL;
         CREATE INDEX review_events_at ON review_events(at);
         CREATE INDEX pairs_source ON pairs(source, id);
-        CREATE INDEX negatives_margin ON negatives({NEGATIVE_MARGIN}, id);
-        CREATE INDEX negatives_label_margin ON negatives(label, {NEGATIVE_MARGIN}, id);
-        CREATE INDEX negatives_miner_margin ON negatives(miner, {NEGATIVE_MARGIN}, id);
+        CREATE INDEX negatives_margin ON negatives(coalesce(positive_score - score, 9e999), id);
+        CREATE INDEX negatives_label_margin ON negatives(label, coalesce(positive_score - score, 9e999), id);
+        CREATE INDEX negatives_miner_margin ON negatives(miner, coalesce(positive_score - score, 9e999), id);
         """
     )

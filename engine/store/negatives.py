@@ -89,6 +89,12 @@ def insert_negatives(db: Database, rows: Iterable[NegativeRow]) -> int:
     return db.conn.total_changes - before
 
 
+def delete_all(db: Database) -> None:
+    """Drop every stored negative, so the next mining run starts from none (bench/mine.py)."""
+    with write(db):
+        db.execute("DELETE FROM negatives")
+
+
 def all_negatives(db: Database) -> list[dict[str, object]]:
     """Every stored negative with its chunk's document, in insertion order (reports, tests, benchmarks)."""
     rows = db.execute(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.store._sqlite_utils import Database
-from engine.store.migrations import SPLITS
+from engine.store.schema import SPLITS
 
 COUNTED = ("documents", "chunks", "pairs", "negatives", "runs")
 

@@ -12,9 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from engine.ingest.batch import text_hash
 from engine.store._sqlite_utils import Database
-from engine.store.migrations import NEGATIVE_MARGIN
+from engine.store.schema import NEGATIVE_MARGIN, text_hash
 
 Target = Literal["pair", "negative"]
 TABLE = {"pair": "pairs", "negative": "negatives"}

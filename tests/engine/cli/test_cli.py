@@ -10,7 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from engine.cli.main import main
-from tests.engine.ingest.test_import_errors import beir_files, jsonl, write_tree
+from tests.beir_files import beir_files, jsonl, write_tree
 
 
 def run(*args: str) -> tuple[int, str, str]:

@@ -17,11 +17,9 @@ from engine.models.encoder import Encoder
 from engine.project import Project, init_project, open_project
 from engine.store import runs
 from engine.store.negatives import all_negatives, mining_pairs
+from tests.mining_data import OPEN_WINDOW, with_mining
 from tests.projects import TERMS, make_project
 
-# The tiny random-weight embedder ranks positives low, so the default window (ranks 10-50) and margin leave
-# nothing on a 40-document corpus; these settings make every query get candidates.
-OPEN_WINDOW = {"range_min": 0, "range_max": 20, "relative_margin": None}
 CONTRACT_KEYS = {
     "run_id",
     "pairs",
@@ -37,14 +35,6 @@ CONTRACT_KEYS = {
     "embedding_cache",
     "seconds",
 }
-
-
-def with_mining(project: Project, **settings: object) -> Project:
-    lines = "".join(f"  {k}: {json.dumps(v)}\n" for k, v in settings.items())
-    with (project.root / "project.yaml").open("a") as f:
-        f.write(f"mining:\n{lines}")
-    project.close()
-    return open_project(project.root)
 
 
 def relevant_docs(project: Project) -> dict[str, set[str]]:

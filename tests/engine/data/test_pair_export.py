@@ -18,7 +18,7 @@ from engine.data.pair_export import export_pairs
 from engine.project import Project
 from engine.store.examples import reviewed_examples
 from engine.store.negatives import all_negatives
-from tests.engine.data.test_mining import OPEN_WINDOW, with_mining
+from tests.mining_data import OPEN_WINDOW, with_mining
 from tests.projects import make_project
 
 EDITED = "Salvage, rewritten by a reviewer: what is left of the vehicle after a total loss."

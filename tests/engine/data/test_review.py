@@ -16,8 +16,8 @@ from engine.data import review
 from engine.data.review import QueueFilter, ReviewError
 from engine.data.review_terms import Mark, passage_marks, query_marks, term, terms
 from engine.project import Project, open_project
-from engine.store import open_db
 from engine.store.corpus import training_pairs
+from engine.store.db import open_db
 from engine.store.migrations import migrations
 from tests.review_data import add_negatives, review_project
 

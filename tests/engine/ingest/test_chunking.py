@@ -10,7 +10,6 @@ from engine.ingest.chunking import (
     ChunkingSpec,
     chunk_text,
     spec_from_dict,
-    spec_to_dict,
     split_sentences,
 )
 
@@ -272,12 +271,6 @@ def test_spec_from_dict_fills_defaults() -> None:
     )
     assert spec_from_dict("w", {"kind": "whole"}) == ChunkingSpec(kind="whole")
     assert set(DEFAULTS) == set(KINDS)
-
-
-def test_spec_round_trips_through_dict() -> None:
-    spec = spec_from_dict("f", {"kind": "fixed_tokens", "size": 128, "overlap": 0})
-    assert spec_to_dict(spec) == {"kind": "fixed_tokens", "size": 128, "overlap": 0}
-    assert spec_from_dict("f", spec_to_dict(spec)) == spec
 
 
 @pytest.mark.parametrize(

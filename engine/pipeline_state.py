@@ -10,7 +10,7 @@ from typing import Any
 
 from engine.project import Project
 from engine.store import evals, indexes
-from engine.store import training as train_store
+from engine.store import jobs as train_store
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def pipeline_state(project: Project) -> PipelineState:
 
 
 def _latest_train(project: Project) -> LatestTrain | None:
-    found = train_store.train_runs(project.db, limit=1)
+    found = train_store.list_runs(project.db, limit=1)
     if not found:
         return None
     run = found[0]

@@ -6,16 +6,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
 from engine.cli._common import ProgressBar, emit, handles_errors, json_option, project_dir
-from engine.project import open_project
+from engine.project import Project, open_project
 
 
 class _DefaultBuild(click.Group):
@@ -45,7 +42,7 @@ def index_build(directory: Path, model: str, wait: bool, as_json: bool) -> None:
 
     project = open_project(directory)
     if not wait:
-        emit(as_json, *_detach(project.root, model))
+        emit(as_json, *_launch_build(project, model))
         return
     with ProgressBar() as bar:
         result = build_index(project, model, bar)
@@ -64,23 +61,16 @@ def index_build(directory: Path, model: str, wait: bool, as_json: bool) -> None:
     )
 
 
-def _detach(root: Path, model: str) -> tuple[dict[str, Any], str]:
-    """Start `embtune index DIR --wait` in its own session: closing the terminal does not stop it."""
-    log = root / "runs" / f"index-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    code = "from engine.cli.main import main; main()"
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-c", code, "index", "build", str(root), "--model", model, "--wait", "--json"],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=str(Path(__file__).resolve().parents[2]),
-        )
-    payload = {"started": True, "pid": process.pid, "log": str(log), "model": model}
+def _launch_build(project: Project, model: str) -> tuple[dict[str, Any], str]:
+    """Queue an index run and start its detached worker (engine.jobs): closing the terminal does not stop it."""
+    from engine.jobs.launcher import launch, log_path, queue
+
+    run_id = queue(project, "index", {"model": model})
+    pid = launch(project, run_id)
+    root, log = project.root, log_path(project, run_id)
+    payload = {"started": True, "pid": pid, "log": str(log), "model": model, "run_id": run_id}
     return payload, (
-        f"Re-indexing with {model} in the background (pid {process.pid}); log: {log}\n"
+        f"Re-indexing with {model} in the background (pid {pid}); log: {log}\n"
         f"`embtune index list {root}` shows its table; the live index switches when it completes. "
         f"To stop it: `embtune runs {root} --all` names its run, `embtune cancel {root} RUN` stops it."
     )

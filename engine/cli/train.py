@@ -177,7 +177,7 @@ def _max_steps(run: dict[str, Any]) -> int | None:
 def runs(directory: Path, all_kinds: bool, as_json: bool) -> None:
     """Training runs, newest first; a run whose worker died is marked interrupted here."""
     from engine.jobs.launcher import reap_stale
-    from engine.store.training import train_runs
+    from engine.store.jobs import list_runs
 
     project = open_project(directory)
     reap_stale(project)
@@ -193,7 +193,7 @@ def runs(directory: Path, all_kinds: bool, as_json: bool) -> None:
             "created_at": r["created_at"],
             "error": r["error"],
         }
-        for r in train_runs(project.db, kind=None if all_kinds else "train")
+        for r in list_runs(project.db, kind=None if all_kinds else "train")
     ]
     lines = [f"{'run':>5}  {'kind':<8} {'status':<12} {'step':>11}  model / error"]
     for r in rows:
@@ -259,11 +259,11 @@ def resume(directory: Path, run_id: int, wait: bool, as_json: bool) -> None:
 def logs(directory: Path, run_id: int, tail: int, follow: bool) -> None:
     """A run's worker log (runs/RUN/worker.log): warnings, tracebacks, the outcome."""
     from engine.jobs.launcher import JobError, log_path, read_log, reap_stale
-    from engine.store.training import train_run
+    from engine.store.jobs import job_run
 
     project = open_project(directory)
-    if train_run(project.db, run_id) is None:
-        raise JobError(f"no training run {run_id} (see `embtune runs {project.root}`)")
+    if job_run(project.db, run_id) is None:  # any detached kind writes one: a training run, an index build
+        raise JobError(f"no run {run_id} (see `embtune runs {project.root} --all`)")
     lines = read_log(project, run_id, tail)
     if not lines and not follow:
         click.echo(f"Run {run_id} has written no log yet.", err=True)
@@ -283,7 +283,7 @@ def logs(directory: Path, run_id: int, tail: int, follow: bool) -> None:
                 if chunk:
                     click.echo(chunk.decode("utf-8", errors="replace"), nl=False)
             reap_stale(project)
-            run = train_run(project.db, run_id)
+            run = job_run(project.db, run_id)
             if run is None or run["status"] not in ("queued", "running"):
                 break
             time.sleep(0.5)

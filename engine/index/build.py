@@ -23,13 +23,14 @@ import numpy as np
 
 from engine.errors import EmbtuneError
 from engine.index.ann import AnnResult, build_ann, exact
+from engine.jobs.launcher import process_alive
 from engine.jobs.progress import Progress
 from engine.models.refs import resolve_ref
 from engine.project import Project
 from engine.store import indexes, runs
+from engine.store import jobs as job_store
 from engine.store.db import write
 from engine.store.embeddings import cached_vectors
-from engine.store.training import cancel_requested
 
 os.environ.setdefault("LANCEDB_LOG", "error")  # Rust WARN lines go straight to fd 2 and would draw over a TUI
 STALE_SECONDS = 300.0  # a building run without a heartbeat for this long is dead even if its pid was reused
@@ -94,13 +95,18 @@ def table_name(fingerprint: str, run_id: int) -> str:
 
 
 def build_index(
-    project: Project, model: str = "base", progress: Progress | None = None, cancelled: Callable[[], bool] | None = None
+    project: Project,
+    model: str = "base",
+    progress: Progress | None = None,
+    cancelled: Callable[[], bool] | None = None,
+    queued_run: int | None = None,
 ) -> IndexResult:
     """Embed the corpus with `model` (base | run id | folder) into a new table and make it live.
 
     `cancelled` (and the run's cancel request in the store, set by `embtune cancel`) is polled between batches;
     when it turns true the build stops with InterruptedError, its run is recorded as cancelled and its table stays
-    unfinished, to be resumed by the next build of the same model."""
+    unfinished, to be resumed by the next build of the same model. `queued_run`: the detached worker's run, which
+    the build records itself on instead of creating one."""
     from engine.models.resolve import model_fingerprint, resolve_model
 
     started = time.perf_counter()
@@ -127,11 +133,16 @@ def build_index(
         "strategy": strategy,
         "batch_size": project.config.index.batch_size,
     }
-    run_id = runs.create_run(db, "index", config, parent_id=pending["run_id"] if pending else None)
+    parent = pending["run_id"] if pending else None
+    if queued_run is None:
+        run_id = runs.create_run(db, "index", config, parent_id=parent)
+    else:
+        run_id = queued_run
+        job_store.update_config(db, run_id, config, parent_id=parent)  # the model as resolved, for search and listing
 
     def is_cancelled() -> bool:
         # the caller's flag (the TUI), or `embtune cancel DIR RUN` from another process (a detached build)
-        return requested() or cancel_requested(db, run_id)
+        return requested() or job_store.cancel_requested(db, run_id)
 
     try:
         result = _build(
@@ -153,6 +164,20 @@ def build_index(
     result.seconds = round(time.perf_counter() - started, 2)
     _finish(project, result)
     return result
+
+
+def build_queued(project: Project, run_id: int) -> dict[str, Any]:
+    """The detached worker's entry for a queued 'index' run (`embtune index DIR`): claim it, build its model."""
+    run = job_store.job_run(project.db, run_id, "index")
+    if run is None:
+        raise IndexingError(f"no index run {run_id}")
+    if not job_store.mark_running(project.db, run_id, os.getpid()):
+        return {"status": run["status"]}  # cancelled before its worker started
+    try:
+        result = build_index(project, run["config"]["model"], queued_run=run_id)
+    except InterruptedError:
+        return {"status": "cancelled"}  # `embtune cancel`: recorded on the run, its table resumes next time
+    return {"status": "finished", **result.to_json()}
 
 
 def _build(
@@ -367,19 +392,7 @@ def _alive(row: dict[str, Any]) -> bool:
         return False
     if pid == os.getpid():
         return True  # another thread of this process (the TUI's worker)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return False
-    except (OSError, IndexError):
-        pass
-    return (row.get("heartbeat_age") or 0.0) < STALE_SECONDS
+    return process_alive(pid) and (row.get("heartbeat_age") or 0.0) < STALE_SECONDS
 
 
 # --- the live pointer --------------------------------------------------------------------------------------

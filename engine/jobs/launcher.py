@@ -1,10 +1,12 @@
-"""Detached training jobs: launch a worker in its own session, tell a live run from a dead one, cancel, logs.
+"""Detached jobs, every kind (training, index builds): queue a run, launch its worker in its own session, tell a
+live run from a dead one, cancel, logs.
 
-The worker (`python -m engine.jobs.worker ROOT RUN_ID`) is started with start_new_session=True, so closing the
-TUI or losing the SSH session (SIGHUP to the terminal's process group) does not stop it. Its stdout and stderr
-go to runs/<id>/worker.log in the project. A run is dead when its pid no longer runs the worker (gone, a zombie,
-or reused by another program) or its heartbeat is older than STALE_SECONDS; the worker beats from a thread of
-its own every few seconds, so a long step or evaluation never looks stale.
+`queue` records the run (status queued) and makes its folder runs/<id>/; `launch` starts the worker
+(`python -m engine.jobs.worker ROOT RUN_ID`, which runs the entry point of the run's kind) with
+start_new_session=True, so closing the TUI or losing the SSH session (SIGHUP to the terminal's process group) does
+not stop it. Its stdout and stderr go to runs/<id>/worker.log. A run is dead when its pid no longer runs the worker
+(gone, a zombie, or reused by another program) or its heartbeat is older than STALE_SECONDS; the worker beats from
+a thread of its own every few seconds, so a long step, batch or evaluation never looks stale.
 """
 
 from __future__ import annotations
@@ -13,16 +15,18 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from engine.errors import EmbtuneError
 from engine.project import Project
+from engine.store import jobs as store
 from engine.store import runs
-from engine.store import training as store
 
 STALE_SECONDS = 120.0
 QUEUED_GRACE = 60.0  # a queued run whose worker never reported within this long is dead too
 RUNS_DIR = "runs"
 LOG_NAME = "worker.log"
+WORKER_MODULE = "engine.jobs.worker"
 
 
 class JobError(EmbtuneError):
@@ -37,6 +41,14 @@ def log_path(project: Project, run_id: int) -> Path:
     return run_dir(project, run_id) / LOG_NAME
 
 
+def queue(project: Project, kind: str, config: dict[str, Any], parent_id: int | None = None) -> int:
+    """Record a queued run of `kind` for a worker, with its folder: the folder marks it as detached, so reaping
+    never touches a run that some process (the TUI, `--wait`) does in-process."""
+    run_id = store.create_queued_run(project.db, kind, config, parent_id)
+    run_dir(project, run_id).mkdir(parents=True, exist_ok=True)
+    return run_id
+
+
 def launch(project: Project, run_id: int, launcher: list[str] | None = None) -> int:
     """Start the detached worker for a queued run; returns its pid (also stored on the run).
 
@@ -44,11 +56,11 @@ def launch(project: Project, run_id: int, launcher: list[str] | None = None) -> 
     ["accelerate", "launch", "--multi_gpu"]: both take `-m engine.jobs.worker ROOT RUN_ID` after it."""
     folder = run_dir(project, run_id)
     folder.mkdir(parents=True, exist_ok=True)
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parent.parent.parent  # the folder holding the engine package
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
     with open(folder / LOG_NAME, "ab") as log:
         process = subprocess.Popen(
-            [*(launcher or [sys.executable]), "-m", "engine.jobs.worker", str(project.root), str(run_id)],
+            [*(launcher or [sys.executable]), "-m", WORKER_MODULE, str(project.root), str(run_id)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -61,31 +73,47 @@ def launch(project: Project, run_id: int, launcher: list[str] | None = None) -> 
     return process.pid
 
 
+def process_alive(pid: int | None) -> bool:
+    """True when `pid` is a running process (not gone, not a zombie), whatever program it runs."""
+    return _process_state(pid) is not None
+
+
 def pid_alive(pid: int | None) -> bool:
     """True when `pid` runs an embtune worker (not gone, not a zombie, not a reused pid)."""
+    cmdline = _process_state(pid)
+    # An empty cmdline is a process inside execve: Popen returns once the new program is mapped (vfork), a moment
+    # before the kernel sets its arguments. Reading it then as "not a worker" reaped runs just launched.
+    return cmdline is not None and (not cmdline or WORKER_MODULE.encode() in cmdline)
+
+
+def _process_state(pid: int | None) -> bytes | None:
+    """None when `pid` is gone or a zombie, else its command line (b"?" where it cannot be read: another user's
+    process, or no procfs as on macOS — existence is all we know there)."""
     if not pid:
-        return False
+        return None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return False
+        return None
     except PermissionError:
-        return True  # someone else's process: exists, cannot be checked further
+        return b"?"
     proc = Path(f"/proc/{pid}")
     if not proc.exists():
-        return True  # no procfs (macOS): existence is all we know
+        return b"?"
     try:
         state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
         cmdline = (proc / "cmdline").read_bytes()
     except (OSError, IndexError):
-        return False
-    return state != "Z" and b"engine.jobs.worker" in cmdline
+        return None
+    return None if state == "Z" else cmdline
 
 
 def reap_stale(project: Project, stale_seconds: float = STALE_SECONDS) -> list[int]:
-    """Mark queued/running train runs whose worker is gone as interrupted; returns their ids."""
+    """Mark queued/running detached runs (any kind) whose worker is gone as interrupted; returns their ids."""
     reaped = []
     for run_id, pid, age, status in store.live_runs(project.db):
+        if not run_dir(project, run_id).is_dir():
+            continue  # done in-process (gate, eval, an index build with --wait or in the TUI): not a worker's
         if status == "queued" and pid is None:
             why = "its worker never started" if (age or 0) > QUEUED_GRACE else None
         elif not pid_alive(pid):

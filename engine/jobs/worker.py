@@ -1,7 +1,10 @@
-"""The detached training worker: `python -m engine.jobs.worker ROOT RUN_ID` (started by engine.jobs.launcher.launch).
+"""The detached worker of every job kind: `python -m engine.jobs.worker ROOT RUN_ID` (started by
+engine.jobs.launcher.launch).
 
-It beats a heartbeat from a thread of its own (a long step or evaluation never looks dead), runs the training,
-and records any failure on the run. Under torchrun/accelerate only rank 0 writes to the store.
+It reads the run's kind and calls that kind's entry point (ENTRY_POINTS), beats a heartbeat from a thread of its
+own meanwhile (a long step, batch or evaluation never looks dead), and records any failure on the run. Each entry
+point claims its queued run itself (queued → running), so a run cancelled before its worker started stays
+cancelled. Under torchrun/accelerate only rank 0 writes to the store.
 """
 
 from __future__ import annotations
@@ -22,16 +25,37 @@ for _key, _value in (
 import sys  # noqa: E402
 import threading  # noqa: E402
 import traceback  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+from engine.project import Project  # noqa: E402
 
 HEARTBEAT_SECONDS = 5.0
 
+EntryPoint = Callable[[Project, int, bool], dict[str, Any]]  # (project, run id, is_main) -> the run's result
+
+
+def _train(project: Project, run_id: int, is_main: bool) -> dict[str, Any]:
+    from engine.train.run import execute  # the model libraries load here, in the worker only
+
+    return execute(project, run_id, is_main=is_main, echo=True)
+
+
+def _index(project: Project, run_id: int, is_main: bool) -> dict[str, Any]:
+    from engine.index.build import build_queued
+
+    return build_queued(project, run_id)
+
+
+ENTRY_POINTS: dict[str, EntryPoint] = {"train": _train, "index": _index}
+
 
 def _beat(root: Path, run_id: int, stop: threading.Event) -> None:
-    from engine.store import DB_NAME, open_db
-    from engine.store import training as store
+    from engine.store import jobs as store
+    from engine.store.db import DB_NAME, open_db
 
-    db = open_db(root / DB_NAME, migrate=False)  # a connection of its own: never inside the trainer's writes
+    db = open_db(root / DB_NAME, migrate=False)  # a connection of its own: never inside the job's writes
     try:
         while not stop.wait(HEARTBEAT_SECONDS):
             store.heartbeat(db, run_id)
@@ -41,7 +65,7 @@ def _beat(root: Path, run_id: int, stop: threading.Event) -> None:
 
 def main(argv: list[str]) -> int:
     from engine.project import open_project
-    from engine.train.run import execute
+    from engine.store import jobs as store
 
     root, run_id = Path(argv[0]).resolve(), int(argv[1])
     is_main = int(os.environ.get("RANK", "0")) == 0
@@ -51,11 +75,17 @@ def main(argv: list[str]) -> int:
         threading.Thread(target=_beat, args=(root, run_id, stop), daemon=True, name="heartbeat").start()
     print(f"embtune worker pid {os.getpid()} run {run_id} in {root}", flush=True)
     try:
-        result = execute(project, run_id, is_main=is_main, echo=True)
+        run = store.job_run(project.db, run_id)
+        kind = run["kind"] if run else None
+        if kind not in ENTRY_POINTS:
+            raise ValueError(f"run {run_id} is {'missing' if run is None else f'a {kind} run'}: no worker runs it")
+        result = ENTRY_POINTS[kind](project, run_id, is_main)
         print(f"run {run_id}: {result.get('status')} {result}", flush=True)
         return 0
-    except BaseException:
+    except BaseException as e:
         traceback.print_exc()
+        if is_main:  # a failure before the entry point recorded one (a no-op on a run that already ended)
+            store.end_run(project.db, run_id, "failed", {}, f"{type(e).__name__}: {e}")
         return 1
     finally:
         stop.set()

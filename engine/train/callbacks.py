@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from engine.store import training as store
+from engine.store import jobs as store
 from engine.store._sqlite_utils import Database
 
 FLUSH_SECONDS = 1.0

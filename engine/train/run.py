@@ -1,4 +1,4 @@
-"""Fine-tuning the embedder: settings, the pre-flight plan, starting/resuming a detached run, and the run itself.
+"""Fine-tuning the embedder: checking the flags, the pre-flight plan, starting/resuming a detached run, the run.
 
 `start_training` records a queued 'train' run (its settings and the plan) and launches the detached worker
 (engine.jobs.launcher); the worker calls `execute`, which loads the base model, fits max_seq_length to the data, runs a
@@ -14,21 +14,19 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.errors import EmbtuneError
 from engine.jobs import launcher as jobs
 from engine.project import Project
+from engine.store import jobs as store
 from engine.store import runs
-from engine.store import training as store
-from engine.train.dataset import TrainData, build_data, duplicates_per_batch
+from engine.train.dataset import TrainData, TrainingDataError, build_data, duplicates_per_batch
+from engine.train.settings import LOSSES, PRECISIONS, TrainSettings
 
-BEST_METRIC = "eval_dev_cosine_ndcg@10"
 EVALS_PER_RUN = 4  # a run shorter than eval_steps is still evaluated this often, so there is a best to keep
 
 
@@ -36,42 +34,16 @@ class TrainingError(EmbtuneError):
     """A training request that cannot run (no data, unknown run, a run that cannot be resumed)."""
 
 
-@dataclass
-class TrainSettings:
-    loss: str = "mnrl"
-    epochs: int = 1
-    batch_size: int = 32
-    learning_rate: float = 2e-5
-    warmup_ratio: float = 0.1
-    max_steps: int | None = None
-    max_seq_length: int | None = None
-    eval_steps: int = 100
-    save_steps: int = 100
-    precision: str = "auto"
-    seed: int = 42
-    dev_fraction: float = 0.1
-    dev_max_queries: int = 200
-    dev_corpus_max: int = 1000
-    dev_min_queries: int = 200
-    hard_negatives: bool = True
-    mini_batch_size: int = 32
-    matryoshka_dims: list[int] | None = None
-    smoke_step: bool = True
-
-
 def settings_for(project: Project, **overrides: Any) -> TrainSettings:
-    """project.yaml's training: section and seed, with the given (non-None) overrides on top."""
-    base = {f.name: getattr(project.config.training, f.name) for f in dataclasses.fields(project.config.training)}
-    values = {**base, "seed": project.config.seed, **{k: v for k, v in overrides.items() if v is not None}}
-    known = {f.name for f in dataclasses.fields(TrainSettings)}
-    settings = TrainSettings(**{k: v for k, v in values.items() if k in known})
+    """project.yaml's training: section and the project seed, with the given (non-None) overrides on top."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    settings = dataclasses.replace(project.config.training, seed=project.config.seed, **given)
     _check(settings)
     return settings
 
 
 def _check(s: TrainSettings) -> None:
-    from engine.config import LOSSES, PRECISIONS
-
+    """The flags' own checks (project.yaml's values were checked with their line numbers when it loaded)."""
     if s.loss not in LOSSES:
         raise TrainingError(f"--loss must be one of {', '.join(LOSSES)}, got {s.loss!r}")
     if s.precision not in PRECISIONS:
@@ -86,8 +58,6 @@ def _check(s: TrainSettings) -> None:
 
 
 def load_data(project: Project, s: TrainSettings) -> TrainData:
-    from engine.train.dataset import TrainingDataError
-
     try:
         return build_data(
             project.db,
@@ -151,7 +121,7 @@ def dev_text(plan: dict[str, Any]) -> str:
 
 def previous_step_seconds(project: Project, s: TrainSettings) -> float | None:
     """The step time measured by the last run with the same batch size (its smoke step), for an early ETA."""
-    for run in store.train_runs(project.db, limit=20):
+    for run in store.list_runs(project.db, limit=20):
         measured = (run["config"].get("preflight") or {}).get("step_seconds")
         if measured and run["config"].get("settings", {}).get("batch_size") == s.batch_size:
             return float(measured)
@@ -163,9 +133,8 @@ def start_training(
 ) -> tuple[int, dict[str, Any]]:
     """Record a queued run with its settings and plan, and launch its detached worker. Returns (run id, plan)."""
     summary = plan(project, s)
-    run_id = store.create_queued_run(
-        project.db, {"settings": dataclasses.asdict(s), "plan": summary, "base_model": project.config.base_model}
-    )
+    config = {"settings": dataclasses.asdict(s), "plan": summary, "base_model": project.config.base_model}
+    run_id = jobs.queue(project, store.TRAIN_KIND, config)
     if launch:
         jobs.launch(project, run_id, launcher)
     return run_id, summary
@@ -185,7 +154,7 @@ def resume_training(project: Project, run_id: int, *, launch: bool = True) -> in
     if not checkpoint or not (project.root / checkpoint).is_dir():
         raise TrainingError(f"run {run_id} left no checkpoint to resume from: start a new run (embtune train)")
     config = {**parent["config"], "resume_from": checkpoint, "resumed_run": run_id}
-    child = store.create_queued_run(project.db, config, parent_id=run_id)
+    child = jobs.queue(project, store.TRAIN_KIND, config, parent_id=run_id)
     store.copy_metrics(project.db, run_id, child, _checkpoint_step(checkpoint))
     if launch:
         jobs.launch(project, child)
@@ -342,15 +311,3 @@ def _dev_summary(trainer: Any, base: float | None) -> dict[str, Any] | None:
     if base is not None and state.best_metric < base:
         summary["warning"] = "no checkpoint beat the base model on the dev slice: try more steps or a higher lr"
     return summary
-
-
-def library_versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for name in ("torch", "sentence-transformers", "transformers", "accelerate", "datasets"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = "missing"
-    return out

@@ -5,7 +5,9 @@ smoke step; and what a run records about itself. Imports torch and sentence-tran
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,10 @@ from engine.models.encoder import fit_max_seq_length
 from engine.models.resolve import load_embedder, model_fingerprint, pick_device, resolve_model
 from engine.project import Project
 from engine.train.dataset import TrainData
-from engine.train.run import BEST_METRIC, TrainSettings, library_versions
+from engine.train.settings import TrainSettings
 
 LOGGED_STEPS = 1000  # at most this many loss points per run: one per step on short runs
+BEST_METRIC = "eval_dev_cosine_ndcg@10"  # the checkpoint kept when a dev slice selects one
 
 
 def resolve_precision(precision: str, device: str) -> str:
@@ -162,3 +165,14 @@ def record(
         "versions": library_versions(),
         **info,
     }
+
+
+def library_versions() -> dict[str, str]:
+    """The versions a run was trained with (recorded on the run and shown in its model card)."""
+    out = {"python": platform.python_version()}
+    for name in ("torch", "sentence-transformers", "transformers", "accelerate", "datasets"):
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "missing"
+    return out

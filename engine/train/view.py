@@ -11,8 +11,8 @@ from typing import Any
 
 from engine.jobs import launcher as jobs
 from engine.project import Project
+from engine.store import jobs as store
 from engine.store import runs
-from engine.store import training as store
 from engine.train.callbacks import log_line
 
 ACTIVE = ("queued", "running")
@@ -33,7 +33,7 @@ class TrainUpdate:
 def pick_run(project: Project) -> int | None:
     """The run to show on open: a live one if any (re-attach), else the newest."""
     jobs.reap_stale(project)
-    listed = store.train_runs(project.db, limit=50)
+    listed = store.list_runs(project.db, limit=50)
     live = [r for r in listed if r["status"] in ACTIVE]
     return (live or listed or [{"id": None}])[0]["id"]
 
@@ -50,7 +50,3 @@ def poll(project: Project, run_id: int, after_step: int = -1, after_event: int =
 
 def worker_log(project: Project, run_id: int, tail: int = 40) -> list[str]:
     return jobs.read_log(project, run_id, tail)
-
-
-def run_history(project: Project) -> list[dict[str, Any]]:
-    return store.train_runs(project.db, limit=50)

@@ -21,9 +21,9 @@ from click.testing import CliRunner
 from engine.cli.main import main
 from engine.index.build import IndexingError, build_index, connect, list_indexes, make_live, rollback
 from engine.index.search import Searcher
-from engine.ingest.batch import text_hash
 from engine.project import Project, open_project
 from engine.store import indexes, runs
+from engine.store.schema import text_hash
 from tests.projects import make_project
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -291,13 +291,37 @@ def test_cli_index_rollback_list_contract(project: Project, tuned_model: Path) -
 
 
 def test_cli_index_without_wait_runs_detached(project: Project) -> None:
+    """The one launcher's worker builds it: a queued 'index' run with its pid, log and events, like training's."""
+    from engine.store import jobs
+
     code, out = cli("index", project.root, "--json")
     assert code == 0
     started = json.loads(out)
+    assert set(started) == {"started", "pid", "log", "model", "run_id"}
+    run_id = started["run_id"]
+    assert Path(started["log"]) == project.root / "runs" / str(run_id) / "worker.log"
     deadline = time.monotonic() + 180  # a fresh interpreter imports torch and the model libraries first
     while time.monotonic() < deadline and indexes.live(project.db) is None:
         time.sleep(0.3)
     assert indexes.live(project.db) is not None, Path(started["log"]).read_text()
+    run = jobs.job_run(project.db, run_id)
+    assert run is not None
+    assert (run["kind"], run["status"], run["pid"]) == ("index", "finished", started["pid"])
+    assert run["config"]["fingerprint"]  # the model as the build resolved it
+    assert any(e["kind"] == "progress" for e in runs.run_events(project.db, run_id))  # what `index list` follows
+    code, log = cli("logs", project.root, run_id)  # the same log command as training's
+    assert code == 0
+    assert f"run {run_id}" in log
+
+
+def test_a_queued_build_cancelled_before_its_worker_starts_stays_cancelled(project: Project) -> None:
+    from engine.index.build import build_queued
+    from engine.jobs.launcher import cancel, queue
+
+    run_id = queue(project, "index", {"model": "base"})
+    assert cancel(project, run_id) == "cancelled"
+    assert build_queued(project, run_id) == {"status": "cancelled"}
+    assert indexes.all_indexes(project.db) == []
 
 
 def test_index_settings_are_validated() -> None:

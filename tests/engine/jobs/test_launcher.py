@@ -1,12 +1,15 @@
 """Detached training through the CLI contract: train without --wait returns at once and the worker finishes on
 its own; kill -9 mid-run turns into 'interrupted', resume continues from the last checkpoint as a child run
-with no duplicate metric steps and an intact database; cancel from the CLI; logs."""
+with no duplicate metric steps and an intact database; cancel from the CLI; logs. And the launcher itself: a
+worker just launched is never reaped as dead, a killed one of any kind is."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,10 +18,10 @@ import pytest
 from click.testing import CliRunner
 
 from engine.cli.main import main
-from engine.jobs.launcher import pid_alive, reap_stale
-from engine.project import open_project
+from engine.jobs.launcher import WORKER_MODULE, launch, pid_alive, queue, reap_stale
+from engine.project import init_project, open_project
+from engine.store import jobs as store
 from engine.store import runs
-from engine.store import training as store
 from tests.projects import make_project
 
 
@@ -122,9 +125,10 @@ def test_kill_9_is_interrupted_and_resume_continues_from_the_checkpoint(root: Pa
         child = resumed["run_id"]
         losses = [step for key, _, step, _ in store.metric_series(project.db, child) if key == "loss"]
         assert losses == list(range(1, 25))  # the parent's curve up to the checkpoint, then the child's: whole
-        assert store.duplicate_metric_steps(project.db, child) == 0
+        series = store.metric_series(project.db, child)
+        assert len(series) == len({(key, split, step) for key, split, step, _ in series})  # no step twice
         assert checkpoint_step < 24
-        assert store.integrity_ok(project.db)
+        assert project.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert runs.model_run(project.db, child)["status"] == "finished"
     finally:
         project.close()
@@ -148,4 +152,42 @@ def test_cancel_from_the_cli_leaves_a_resumable_checkpoint(root: Path) -> None:
     assert "no training run 999" in text
     code, _, text = cli("logs", root, 999)
     assert code == 2
-    assert "no training run 999" in text
+    assert "no run 999" in text
+
+
+def test_a_just_launched_worker_is_never_taken_for_a_dead_one(tmp_path: Path) -> None:
+    """Popen returns while the worker may still be inside execve, its /proc cmdline empty for a moment (about 1 in
+    70 launches here): a reap right then called it gone. Then through the launcher: each launch reaped at once is
+    left alone, and once killed it is reaped (an index run: reaping covers every kind the launcher starts)."""
+    for _ in range(100):
+        process = subprocess.Popen(
+            [sys.executable, "-m", WORKER_MODULE, str(tmp_path / "none"), "0"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        assert pid_alive(process.pid)
+        process.kill()
+        process.wait()
+    project = init_project(tmp_path / "p")
+    try:
+        for _ in range(20):
+            run_id = queue(project, "index", {"model": "base"})
+            pid = launch(project, run_id)
+            assert reap_stale(project) == [], store.job_run(project.db, run_id)
+            os.killpg(pid, signal.SIGKILL)  # its own session: the group is its pid
+            os.waitpid(pid, 0)
+            assert reap_stale(project) == [run_id]
+            assert store.job_run(project.db, run_id)["status"] == "interrupted"
+    finally:
+        project.close()
+
+
+def test_runs_done_in_process_are_never_reaped(tmp_path: Path) -> None:
+    """A gate, eval or an index build with --wait or in the TUI runs in its caller's process, not a worker's."""
+    project = init_project(tmp_path / "p")
+    try:
+        run_id = runs.create_run(project.db, "index", {})
+        assert reap_stale(project) == []
+        assert runs.get_run(project.db, run_id)["status"] == "running"
+    finally:
+        project.close()

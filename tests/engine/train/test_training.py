@@ -11,7 +11,7 @@ import engine.train.callbacks
 from engine.config import ConfigError, config_from_dict
 from engine.project import Project, open_project
 from engine.store import corpus, examples, runs
-from engine.store import training as store
+from engine.store import jobs as store
 from engine.store.db import write
 from engine.store.examples import reviewed_examples
 from engine.train.callbacks import metric_rows
@@ -167,7 +167,7 @@ def test_cancel_at_step_k_stops_within_one_step_with_a_loadable_checkpoint(
 def test_loss_options_and_precision(tiny_embedder_path: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from engine.train.run import TrainSettings
+    from engine.train.settings import TrainSettings
     from engine.train.trainer import make_loss, resolve_precision
 
     model = SentenceTransformer(str(tiny_embedder_path), device="cpu")

@@ -1,5 +1,6 @@
-"""Training runs in the store: the queued row a launcher creates, the worker's heartbeat, batched metrics and
-events, checkpoints, cancel requests, and the listing `embtune runs` and the Train screen read.
+"""Detached jobs in the store (engine.jobs runs them): the queued row a launcher creates for any kind, the worker's
+pid and heartbeat, cancel requests, interrupted runs, and the live runs a reaper checks; for training also its
+batched metrics and events, checkpoints, and the listing `embtune runs` and the Train screen read.
 
 An interrupted run (its worker died: pid gone or heartbeat stale) keeps the schema's status 'failed' with an
 error starting 'interrupted', so the runs CHECK needs no table rebuild; readers show it as 'interrupted'.
@@ -20,12 +21,12 @@ TRAIN_KIND = "train"
 MetricRow = tuple[str, str, int, float]  # (key, split, step, value)
 
 
-def create_queued_run(db: Database, config: dict[str, Any], parent_id: int | None = None) -> int:
-    """A 'train' run waiting for its worker: the id exists before the detached process starts."""
+def create_queued_run(db: Database, kind: str, config: dict[str, Any], parent_id: int | None = None) -> int:
+    """A run waiting for its worker: the id exists before the detached process starts."""
     with write(db):
         cursor = db.execute(
             "INSERT INTO runs (kind, status, config_json, parent_id) VALUES (?, 'queued', ?, ?)",
-            [TRAIN_KIND, json.dumps(config), parent_id],
+            [kind, json.dumps(config), parent_id],
         )
     return int(cursor.lastrowid)
 
@@ -46,9 +47,13 @@ def mark_running(db: Database, run_id: int, pid: int) -> bool:
     return cursor.rowcount == 1
 
 
-def update_config(db: Database, run_id: int, config: dict[str, Any]) -> None:
+def update_config(db: Database, run_id: int, config: dict[str, Any], parent_id: int | None = None) -> None:
+    """Replace a run's config (and set its parent, when given: what the worker found it continues)."""
     with write(db):
-        db.execute("UPDATE runs SET config_json = ? WHERE id = ?", [json.dumps(config), run_id])
+        db.execute(
+            "UPDATE runs SET config_json = ?, parent_id = coalesce(?, parent_id) WHERE id = ?",
+            [json.dumps(config), parent_id, run_id],
+        )
 
 
 def heartbeat(db: Database, run_id: int) -> None:
@@ -156,7 +161,7 @@ def _run_dict(row: tuple[Any, ...], heartbeat_age: float | None, step: int | Non
     return run
 
 
-def _select_runs(where: str, params: list[Any]) -> str:
+def _select_runs(where: str) -> str:
     columns = ", ".join(f"r.{c}" for c in _RUN_COLUMNS)
     return (
         f"SELECT {columns}, (julianday('now') - julianday(r.heartbeat_at)) * 86400.0, "
@@ -165,25 +170,29 @@ def _select_runs(where: str, params: list[Any]) -> str:
     )
 
 
-def train_runs(db: Database, limit: int = 200, kind: str | None = TRAIN_KIND) -> list[dict[str, Any]]:
+def list_runs(db: Database, limit: int = 200, kind: str | None = TRAIN_KIND) -> list[dict[str, Any]]:
     """Runs of `kind` (None: every kind), newest first, with status ('interrupted' shown as such), config,
     result and last logged training step."""
     where = "r.kind = ? ORDER BY r.id DESC LIMIT ?" if kind else "? IS NULL ORDER BY r.id DESC LIMIT ?"
-    rows = db.execute(_select_runs(where, []), [kind, limit]).fetchall()
+    rows = db.execute(_select_runs(where), [kind, limit]).fetchall()
     return [_run_dict(r[:-2], r[-2], r[-1]) for r in rows]
 
 
-def train_run(db: Database, run_id: int) -> dict[str, Any] | None:
-    row = db.execute(_select_runs("r.id = ? AND r.kind = ?", []), [run_id, TRAIN_KIND]).fetchone()
+def job_run(db: Database, run_id: int, kind: str | None = None) -> dict[str, Any] | None:
+    """A run of any kind (or only of `kind`) with its config, result, heartbeat age and last training step."""
+    row = db.execute(_select_runs("r.id = ? AND coalesce(?, r.kind) = r.kind"), [run_id, kind]).fetchone()
     return _run_dict(row[:-2], row[-2], row[-1]) if row else None
 
 
+def train_run(db: Database, run_id: int) -> dict[str, Any] | None:
+    return job_run(db, run_id, TRAIN_KIND)
+
+
 def live_runs(db: Database) -> list[tuple[int, int | None, float | None, str]]:
-    """(id, pid, seconds since the last heartbeat (or creation), status) of train runs queued or running."""
+    """(id, pid, seconds since the last heartbeat (or creation), status) of the runs queued or running, any kind."""
     rows = db.execute(
         "SELECT id, pid, (julianday('now') - julianday(coalesce(heartbeat_at, created_at))) * 86400.0, "
-        "status FROM runs WHERE kind = ? AND status IN ('queued', 'running')",
-        [TRAIN_KIND],
+        "status FROM runs WHERE status IN ('queued', 'running')"
     )
     return [(int(i), p, age, s) for i, p, age, s in rows]
 
@@ -195,15 +204,3 @@ def metric_series(db: Database, run_id: int, after_step: int = -1) -> list[tuple
         [run_id, after_step],
     )
     return [(k, s, int(st), float(v)) for k, s, st, v in rows]
-
-
-def duplicate_metric_steps(db: Database, run_id: int) -> int:
-    """Rows sharing (key, split, step) within a run: always 0, the primary key forbids them (a test checks it)."""
-    row = db.execute(
-        "SELECT count(*) - count(DISTINCT key || '|' || split || '|' || step) FROM metrics WHERE run_id = ?", [run_id]
-    ).fetchone()
-    return int(row[0])
-
-
-def integrity_ok(db: Database) -> bool:
-    return db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

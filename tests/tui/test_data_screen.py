@@ -103,7 +103,7 @@ async def test_cancel_asks_then_stops_mining_and_keeps_nothing(root: Path, monke
                 break
             await pilot.pause(0.05)
         assert started.is_set()
-        assert screen.running
+        assert screen.job.running
         await pilot.press("c")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen)
@@ -111,7 +111,7 @@ async def test_cancel_asks_then_stops_mining_and_keeps_nothing(root: Path, monke
         await pilot.pause()
         release.set()
         await settle(pilot)
-        assert not screen.running
+        assert not screen.job.running
         assert "Mining cancelled" in text(screen, "#data-message")
         negatives, (run,) = stored(root)
         assert (negatives, run["status"]) == (0, "cancelled")

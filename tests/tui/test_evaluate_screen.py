@@ -23,9 +23,9 @@ from engine.store import runs
 from tests.evalmodels import N_TEST, make_eval_project, register_run, train_pairs, train_tiny
 from tui.app import EmbtuneApp
 from tui.screens.confirm import ConfirmScreen
-from tui.screens.eval_query import EvalQueryScreen
-from tui.screens.evaluate import EvaluateScreen
-from tui.screens.evaluate_widgets import DiffTable, ModelsTable
+from tui.screens.evaluate.query import EvalQueryScreen
+from tui.screens.evaluate.screen import EvaluateScreen
+from tui.screens.evaluate.widgets import DiffTable, ModelsTable
 from tui.screens.help import HelpScreen
 from tui.screens.home import HomeScreen
 
@@ -115,7 +115,7 @@ async def test_empty_state_then_r_evaluates_the_marked_models(trained_root: Path
         assert cell(table, "run 1", "verdict").plain == "not measured"
         await pilot.press("r")
         await settle(pilot)
-        assert not screen.running
+        assert not screen.job.running
         assert not screen.query_one("#eval-progress").display
         run_id, report, _ = latest(trained_root)
         assert screen.result is not None
@@ -136,7 +136,7 @@ async def test_reopening_shows_the_stored_result_without_running(evaluated_root:
     app = EmbtuneApp(evaluated_root)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_eval(pilot)
-        assert not screen.running
+        assert not screen.job.running
         assert screen.result is not None
         assert screen.result.run_id == run_id
         assert not screen.query_one("#eval-message").display
@@ -279,7 +279,7 @@ async def test_cancel_asks_first_and_records_the_run_as_cancelled(
 
     def held_open_encoder(*args: Any, **kwargs: Any) -> Any:
         started.set()
-        screen._cancel.wait(timeout=30)
+        screen.job.cancel_requested.wait(timeout=30)
         return original(*args, **kwargs)
 
     monkeypatch.setattr(engine.evaluate.run, "open_encoder", held_open_encoder)
@@ -289,16 +289,16 @@ async def test_cancel_asks_first_and_records_the_run_as_cancelled(
         await pilot.press("r")
         assert started.wait(timeout=30)
         await pilot.pause()
-        assert screen.running
+        assert screen.job.running
         assert screen.query_one("#eval-progress").display
         await pilot.press("escape")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")
-        assert screen.running
+        assert screen.job.running
         await pilot.press("c")
         await pilot.press("y")
         await settle(pilot)
-        assert not screen.running
+        assert not screen.job.running
         assert "Evaluation cancelled" in text_of(screen.query_one("#eval-message", Static))
     project = open_project(trained_root)
     try:

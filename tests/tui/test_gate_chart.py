@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from tui.gate_chart import (
+from tests.tui.charts import plain
+from tui.screens.gate.drilldown import LOSS, WIN, Changes, next_column, rank_text, short_arm, sorted_outcomes
+from tui.widgets.gate_chart import (
     BAR,
     FINETUNE,
     STOP,
@@ -16,11 +18,9 @@ from tui.gate_chart import (
     bar_length,
     chart,
     layout,
-    plain,
     position,
     track,
 )
-from tui.gate_queries import LOSS, WIN, Changes, next_column, rank_text, short_arm, sorted_outcomes
 
 THRESHOLDS = {FINETUNE: 0.7, STOP: 0.8}
 

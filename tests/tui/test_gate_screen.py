@@ -20,15 +20,16 @@ from engine.gate.run import run_gate
 from engine.project import open_project
 from engine.store import runs
 from tests.projects import make_project
+from tests.tui.charts import plain
 from tui.app import EmbtuneApp
-from tui.gate_chart import plain
-from tui.gate_queries import short_arm
 from tui.screens.confirm import ConfirmScreen
-from tui.screens.gate import GateScreen
-from tui.screens.gate_query import QueryScreen
-from tui.screens.gate_widgets import ArmChart, QueryTable
+from tui.screens.gate.drilldown import short_arm
+from tui.screens.gate.query import QueryScreen
+from tui.screens.gate.screen import GateScreen
+from tui.screens.gate.widgets import QueryTable
 from tui.screens.help import HelpScreen
 from tui.screens.home import HomeScreen, StagesPanel
+from tui.widgets.gate_chart import ArmChart
 
 SIZE = (120, 40)
 
@@ -123,14 +124,14 @@ async def test_empty_state_then_r_runs_the_gate_and_shows_the_stored_result(
         await pilot.press("r")
         assert measured.wait(timeout=30)
         await pilot.pause()
-        assert screen.running
+        assert screen.job.running
         assert screen.query_one("#gate-progress").display
         assert str(screen.query_one("#gate-stage", Label).render()).startswith("arm hybrid 1/1 · 0:")
         bar = screen.query_one(ProgressBar)
         assert (bar.progress, bar.total) == (1, 1)
         release.set()
         await settle(pilot)
-        assert not screen.running
+        assert not screen.job.running
         assert not screen.query_one("#gate-progress").display
 
         run_id, report, rows, _ = stored(fresh_root)
@@ -169,7 +170,7 @@ async def test_reopening_shows_the_stored_result_without_running(gated_root: Pat
         stages = "\n".join(text_of(label) for label in app.screen.query_one(StagesPanel).query(Label))
         assert f"Gate verdict: {report['verdict']} (run {run_id})" in stages
         screen = await open_gate(pilot)
-        assert not screen.running
+        assert not screen.job.running
         assert report["verdict"] in text_of(screen.query_one("#verdict", Static))
         assert f"run {run_id}" in str(screen.query_one("#gate-title", Label).render())
         assert not screen.query_one("#gate-message").display
@@ -268,7 +269,7 @@ async def test_a_gate_that_cannot_run_says_why(tmp_path: Path, tiny_embedder_pat
         message = screen.query_one("#gate-message", Static)
         assert message.has_class("-error")
         assert "The gate cannot run: the project has no gate queries" in text_of(message)
-        assert not screen.running
+        assert not screen.job.running
     assert gate_run_ids(project.root) == []
 
 
@@ -281,7 +282,7 @@ async def test_cancel_asks_first_and_records_the_run_as_cancelled(
     def slow_open_encoder(*args: Any, **kwargs: Any) -> Any:
         # hold the gate at its start until the test has cancelled, so the cancel never races the finish
         gate_started.set()
-        screen._cancel.wait(timeout=30)
+        screen.job.cancel_requested.wait(timeout=30)
         return original(*args, **kwargs)
 
     monkeypatch.setattr(engine.gate.run, "open_encoder", slow_open_encoder)
@@ -291,20 +292,20 @@ async def test_cancel_asks_first_and_records_the_run_as_cancelled(
         await pilot.press("r")
         assert gate_started.wait(timeout=30)
         await pilot.pause()
-        assert screen.running
+        assert screen.job.running
         assert screen.query_one("#gate-progress").display
         assert "loading the model" in str(screen.query_one("#gate-stage", Label).render())
         await pilot.press("escape")  # while running, escape asks to cancel instead of leaving
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")
         assert app.screen is screen
-        assert screen.running
+        assert screen.job.running
         await pilot.press("c")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
         await settle(pilot)
         assert app.screen is screen
-        assert not screen.running
+        assert not screen.job.running
         message = text_of(screen.query_one("#gate-message", Static))
         assert "Gate cancelled" in message
         assert screen.result is None

@@ -22,8 +22,9 @@ from tests.projects import make_project
 from tui.app import EmbtuneApp
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
-from tui.screens.index import BuildDialog, IndexScreen, IndexTable, rate_text
+from tui.screens.index import BuildDialog, IndexScreen, IndexTable
 from tui.screens.search import HitsTable, SearchScreen, moved_text
+from tui.widgets.job_progress import rate_text
 
 SIZE = (130, 40)
 
@@ -97,7 +98,7 @@ async def test_build_in_background_with_progress_then_cancel_keeps_nothing_live(
         await pilot.press("enter")
         assert reached.wait(timeout=30)
         await pilot.pause()
-        assert screen.running
+        assert screen.job.running
         assert screen.query_one("#index-progress").display
         await pilot.press("c")
         await pilot.pause()
@@ -105,7 +106,7 @@ async def test_build_in_background_with_progress_then_cancel_keeps_nothing_live(
         await pilot.press("y")
         release.set()
         await settle(pilot)
-        assert not screen.running
+        assert not screen.job.running
         assert "Build cancelled" in text_of(screen.query_one("#index-message", Static))
         assert [r["status"] for r in screen.tables] == ["incomplete"]
     assert live_table(root) is None
@@ -139,7 +140,7 @@ async def test_follows_a_build_started_elsewhere_until_it_is_live(root: Path) ->
         assert first_batch.wait(timeout=60)
         await pilot.pause(2.5)  # one follow tick
         await settle(pilot)
-        assert not screen.running  # not this screen's build
+        assert not screen.job.running  # not this screen's build
         assert [r["status"] for r in screen.tables] == ["building"]
         assert "building 8/40" in str(screen.query_one(IndexTable).get_row_at(0))
         release.set()

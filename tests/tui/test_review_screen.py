@@ -17,12 +17,12 @@ from engine.store.corpus import training_pairs
 from tests.review_data import add_negatives, review_project
 from tui.app import EmbtuneApp
 from tui.commands import palette_commands
-from tui.screens import review as review_screen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
 from tui.screens.home import HomeScreen
-from tui.screens.review import ReviewScreen
-from tui.screens.review_dialogs import EditScreen, FilterScreen
+from tui.screens.review import screen as review_screen
+from tui.screens.review.dialogs import EditScreen, FilterScreen
+from tui.screens.review.screen import ReviewScreen
 
 SIZE = (120, 40)
 ME = "tester"

@@ -14,13 +14,14 @@ from textual.widgets import Label, RichLog, Static
 
 import engine.jobs.launcher
 from engine.project import open_project
-from engine.store import training as store
+from engine.store import jobs as store
 from engine.train.run import settings_for, start_training
 from tests.projects import make_project
+from tests.tui.charts import plain
 from tui.app import EmbtuneApp
 from tui.screens.confirm import ConfirmScreen
-from tui.screens.train import TrainChart, TrainScreen
-from tui.train_chart import plain
+from tui.screens.train.screen import TrainScreen
+from tui.widgets.train_chart import TrainChart
 
 SIZE = (120, 40)
 

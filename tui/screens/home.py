@@ -17,15 +17,15 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Static
 from textual.worker import Worker, WorkerState
 
+from engine import overview
 from engine.gate.results import latest_verdict
 from engine.pipeline_state import PipelineState, pipeline_state
 from engine.project import Project
-from engine.store.queries import imports, status_counts
 from tui.readiness import Stage, evaluation_stage, gate_verdict, index_stage, readiness, training_stage
 from tui.screens.data import DataScreen
-from tui.screens.gate import GateScreen
+from tui.screens.gate.screen import GateScreen
 from tui.screens.import_data import ImportScreen, import_summary
-from tui.screens.review import ReviewScreen
+from tui.screens.review.screen import ReviewScreen
 from tui.session import Session
 
 RECENT_IMPORTS = 8
@@ -44,7 +44,10 @@ class HomeData:
 
 def load_home(project: Project) -> HomeData:
     return HomeData(
-        status_counts(project.db), imports(project.db, RECENT_IMPORTS), latest_verdict(project), pipeline_state(project)
+        overview.counts(project),
+        overview.recent_imports(project, RECENT_IMPORTS),
+        latest_verdict(project),
+        pipeline_state(project),
     )
 
 
@@ -211,12 +214,12 @@ class HomeScreen(Screen[None]):
         self.app.push_screen(DataScreen(self.session), callback=lambda _: self.action_refresh_counts())
 
     def action_train(self) -> None:
-        from tui.screens.train import TrainScreen
+        from tui.screens.train.screen import TrainScreen
 
         self.app.push_screen(TrainScreen(self.session), callback=lambda _: self.action_refresh_counts())
 
     def action_evaluate(self) -> None:
-        from tui.screens.evaluate import EvaluateScreen
+        from tui.screens.evaluate.screen import EvaluateScreen
 
         self.app.push_screen(EvaluateScreen(self.session), callback=lambda _: self.action_refresh_counts())
 

@@ -17,9 +17,9 @@ from textual.widgets import Footer, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from engine.config import ConfigError
+from engine.ingest.batch import SPLITS
 from engine.ingest.readers import InputError
 from engine.project import Project, ProjectError
-from engine.store.migrations import SPLITS
 from tui.session import Session
 
 KINDS = {

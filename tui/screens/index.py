@@ -3,28 +3,25 @@ table live, or roll back to the one built before."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Input, Label, ProgressBar
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.widgets import DataTable, Footer, Input, Label
+from textual.worker import Worker, WorkerState
 
 from engine.index.build import list_indexes, make_live, rollback, status_text, suggested_model
-from engine.project import open_project
-from tui.errors import job_error_text
-from tui.job_progress import JobProgress
-from tui.notice import Notice
+from engine.project import Project
+from tui.jobs import Cancelled, Job, JobText, Progress
 from tui.screens.confirm import ConfirmScreen
 from tui.session import Session
+from tui.widgets.job_progress import JobProgress, RateLine
+from tui.widgets.notice import Notice
 
 FOLLOW_SECONDS = 2.0
 
@@ -34,31 +31,21 @@ EMPTY = (
 )
 
 
-def build_and_list(
-    root: Path, model: str, progress: Callable[[str, int, int], None], cancelled: Callable[[], bool]
-) -> dict[str, Any]:
-    """Build on a connection of its own, so the session's stays free for the screens meanwhile."""
+JOB = JobText(
+    name="build",
+    group="index-run",
+    starting="starting: loading the model…",
+    question="Cancel the running build?",
+    detail="Finished batches are kept: building the same model resumes.",
+    cancelling="cancelling after this batch…",
+)
+CANCELLED = "Build cancelled: the live index is unchanged; building the same model again resumes where it stopped."
+
+
+def build(project: Project, model: str, progress: Progress, cancelled: Cancelled) -> dict[str, Any]:
     from engine.index.build import build_index  # numpy, LanceDB and the model libraries load only for a build
 
-    project = open_project(root)
-    try:
-        return build_index(project, model, progress, cancelled).to_json()
-    finally:
-        project.close()
-
-
-def rate_text(done: int, total: int, seconds: float) -> str:
-    """'1,024/5,183 · 27.3/s · ETA 2:32' (no rate before the first items)."""
-    text = f"{done:,}/{total:,}"
-    if done and seconds > 0:
-        rate = done / seconds
-        left = int((total - done) / rate) if rate else 0
-        text += f" · {rate:,.1f}/s · ETA {left // 60}:{left % 60:02d}"
-    return text
-
-
-def error_text(error: BaseException | None) -> str:
-    return job_error_text(error, "build")
+    return build_index(project, model, progress, cancelled).to_json()
 
 
 class BuildDialog(ModalScreen[str | None]):
@@ -168,26 +155,20 @@ class IndexScreen(Screen[None]):
     #index-message.-note { color: $text; border-left: outer $primary-muted; }
     #index-progress { height: 1; padding: 0 1; margin: 1 0; display: none; }
     #index-stage { width: 1fr; color: $text-muted; }
-    #index-bar { width: auto; }
     IndexTable { height: 1fr; }
     """
-    running: reactive[bool] = reactive(False, bindings=True)
     tables: reactive[list[dict[str, Any]]] = reactive(list, bindings=True, always_update=True)
 
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
-        self._cancel = threading.Event()
-        self._stage = ""
-        self._stage_started = 0.0
+        self.job = Job(self, session.project.root, JOB, succeeded=self._built, cancelled_note=lambda: CANCELLED)
         self._shown = False  # the first listing is drawn even when empty
 
     def compose(self) -> ComposeResult:
         yield Label("Index · loading…", id="index-title", markup=False)
         yield Notice(id="index-message")
-        with Horizontal(id="index-progress"):
-            yield Label("", id="index-stage", markup=False)
-            yield ProgressBar(id="index-bar", show_eta=False)
+        yield RateLine(id="index-progress", stage_id="index-stage")
         yield IndexTable(id="index-table")
         yield Footer()
 
@@ -197,7 +178,7 @@ class IndexScreen(Screen[None]):
         self.set_interval(FOLLOW_SECONDS, self._follow)
 
     def _follow(self) -> None:
-        if not self.running:  # this screen's own build reports through its progress bar
+        if not self.job.running:  # this screen's own build reports through its progress bar
             self.action_refresh()
 
     # --- the list ---------------------------------------------------------------------------------------
@@ -225,7 +206,7 @@ class IndexScreen(Screen[None]):
     # --- building ---------------------------------------------------------------------------------------
 
     def action_build(self) -> None:
-        if not self.running:
+        if not self.job.running:
             self._suggest()
 
     @work(thread=True, exclusive=True, group="index-suggest", exit_on_error=False)
@@ -233,42 +214,18 @@ class IndexScreen(Screen[None]):
         return self.session.call(suggested_model)
 
     def _start(self, model: str | None) -> None:
-        if not model or self.running:
-            return
-        self._cancel.clear()
-        self.running = True
-        self._say("")
-        self.query_one("#index-progress").display = True
-        self.query_one(ProgressBar).update(total=None, progress=0)
-        self._show("starting: loading the model…", 0, 0)
-        self._run(model)
-
-    @work(thread=True, exclusive=True, group="index-run", exit_on_error=False)
-    def _run(self, model: str) -> dict[str, Any]:
-        worker = get_current_worker()
-
-        def progress(stage: str, done: int, total: int) -> None:
-            self.post_message(JobProgress(stage, done, total))  # thread-safe; touching widgets here is not
-
-        def cancelled() -> bool:
-            return self._cancel.is_set() or worker.is_cancelled
-
-        return build_and_list(self.session.project.root, model, progress, cancelled)
+        if model:
+            self.job.start(build, model)
 
     def on_job_progress(self, message: JobProgress) -> None:
-        if self.running:
-            self._show(message.stage, message.done, message.total)
-            self.query_one(ProgressBar).update(total=max(message.total, 1), progress=message.done)
-
-    def _show(self, stage: str, done: int, total: int) -> None:
-        if stage != self._stage:
-            self._stage, self._stage_started = stage, time.monotonic()
-        counts = rate_text(done, total, time.monotonic() - self._stage_started) if total > 1 else ""
-        self.query_one("#index-stage", Label).update(f"{stage} {counts}".strip())
+        self.job.show(message)
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
         group, state, worker = event.worker.group, event.state, event.worker
+        if self.job.finished(event):
+            self.action_refresh()
+            return
         if state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
             return
         if group == "index-load":
@@ -278,8 +235,6 @@ class IndexScreen(Screen[None]):
                 self._say(f"Could not read the tables: {worker.error}", "-error")
         elif group == "index-suggest" and state == WorkerState.SUCCESS:
             self.app.push_screen(BuildDialog(worker.result), callback=self._start)
-        elif group == "index-run":
-            self._finished(state, worker)
         elif group == "index-switch":
             if state == WorkerState.SUCCESS:
                 self.notify(f"Live index: {worker.result['live']} ({worker.result['model']})", title="Index")
@@ -290,45 +245,21 @@ class IndexScreen(Screen[None]):
     def _listed(self, rows: list[dict[str, Any]]) -> None:
         if rows != self.tables or not self._shown:  # the follow timer re-reads often; redraw only on change
             self.tables, self._shown = rows, True
-        if not rows and not self.running:
+        if not rows and not self.job.running:
             self._say(EMPTY, "-note")
         elif self.query_one(Notice).text == EMPTY:  # a build started elsewhere: the empty-state note no longer holds
             self._say("")
 
-    def _finished(self, state: WorkerState, worker: Worker[Any]) -> None:
-        self.running = False
-        self._stage = ""
-        self.query_one("#index-progress").display = False
-        if state == WorkerState.SUCCESS:
-            r = worker.result
-            self._say(
-                f"Built {r['table']}: {r['rows']:,} rows, {r['embedded']:,} embedded, "
-                f"{r['skipped_unchanged']:,} unchanged copied, {r['resumed']:,} resumed, in {r['seconds']} s; "
-                "it is live now.",
-                "-note",
-            )
-        elif isinstance(worker.error, InterruptedError):
-            self._say(
-                "Build cancelled: the live index is unchanged; building the same model again resumes where it stopped.",
-                "-note",
-            )
-        elif state == WorkerState.ERROR:
-            self._say(error_text(worker.error), "-error")
-        self.action_refresh()
+    def _built(self, r: dict[str, Any]) -> None:
+        self._say(
+            f"Built {r['table']}: {r['rows']:,} rows, {r['embedded']:,} embedded, "
+            f"{r['skipped_unchanged']:,} unchanged copied, {r['resumed']:,} resumed, in {r['seconds']} s; "
+            "it is live now.",
+            "-note",
+        )
 
     def action_cancel_build(self) -> None:
-        if self.running:
-            self.app.push_screen(
-                ConfirmScreen(
-                    "Cancel the running build?", "Finished batches are kept: building the same model resumes."
-                ),
-                callback=self._cancel_confirmed,
-            )
-
-    def _cancel_confirmed(self, yes: bool | None) -> None:
-        if yes and self.running:
-            self._cancel.set()
-            self._show("cancelling after this batch…", 0, 0)
+        self.job.ask_cancel()
 
     # --- switching --------------------------------------------------------------------------------------
 
@@ -362,9 +293,9 @@ class IndexScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "build":
-            return None if self.running else True
+            return None if self.job.running else True
         if action == "cancel_build":
-            return True if self.running else None
+            return True if self.job.running else None
         if action == "make_live":
             return True if any(r["status"] == "ready" and not r["live"] for r in self.tables) else None
         if action == "rollback":
@@ -372,7 +303,4 @@ class IndexScreen(Screen[None]):
         return True
 
     def action_back(self) -> None:
-        if self.running:
-            self.action_cancel_build()
-        else:
-            self.dismiss(None)
+        self.job.back()

@@ -16,8 +16,8 @@ from textual.worker import Worker, WorkerState
 
 from engine.index.search import Results, Searcher, moved
 from tui.errors import job_error_text
-from tui.notice import Notice
 from tui.session import Session
+from tui.widgets.notice import Notice
 
 K = 10
 TEXT_WIDTH = 70

@@ -14,7 +14,7 @@ from textual.worker import Worker, WorkerState
 
 from engine.evaluate.results import QueryRanks, expected_documents
 from engine.evaluate.verdict import UNCHANGED, rank_change
-from tui.eval_view import GLYPHS, rank_text
+from tui.screens.evaluate.diff import GLYPHS, rank_text
 from tui.session import Session
 
 

@@ -1,4 +1,4 @@
-"""The gate screen's parts: verdict summary, arms chart, metrics table and per-query drill-down table."""
+"""The gate screen's parts: verdict summary, metrics table and per-query drill-down table."""
 
 from __future__ import annotations
 
@@ -8,14 +8,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
-from textual.geometry import Size
-from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
 from engine.gate.results import GateResult, QueryOutcome
-from tui import gate_chart
-from tui.gate_chart import ChartArm
-from tui.gate_queries import LOSS, WIN, Changes, expected_text, rank_text, short_arm
+from tui.screens.gate.drilldown import LOSS, WIN, Changes, expected_text, rank_text, short_arm
 
 # glyph and headline per verdict: the banner reads without colour too
 VERDICTS = {
@@ -24,15 +20,6 @@ VERDICTS = {
     "GREY": ("~", "in between: adopt the best cheap fix and measure again"),
     "COLLECT_MORE": ("+", "fine-tuning would help, but collect more training pairs first"),
     "INCOMPLETE": ("?", "an arm the rules need could not run: see below how to supply it"),
-}
-CHART_STYLES = {
-    gate_chart.BAR: "$primary",
-    gate_chart.WHISKER: "$text bold",
-    gate_chart.FINETUNE: "$warning",
-    gate_chart.STOP: "$success",
-    gate_chart.LABEL: "",
-    gate_chart.MUTED: "$text-muted",
-    gate_chart.EMPTY: "",
 }
 METRICS = (
     ("recall@1", "R@1"),
@@ -82,34 +69,6 @@ class GateSummary(Vertical):
             Content("\n").join([Content.styled("Hints", "bold"), *(Content(f"› {hint}") for hint in report["hints"])])
         )
         hints.display = bool(report["hints"])
-
-
-class ArmChart(Widget):
-    """One row per arm, drawn for the widget's current width (see tui.gate_chart)."""
-
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.arms: list[ChartArm] = []
-        self.thresholds: dict[str, float] = {}
-        self.k = 5
-
-    def show(self, result: GateResult) -> None:
-        self.k = result.k
-        self.arms = [ChartArm.from_report(arm, result.k) for arm in result.arms]
-        self.thresholds = {gate_chart.FINETUNE: result.finetune_recall, gate_chart.STOP: result.stop_recall}
-        self.refresh(layout=True)
-
-    def lines(self, width: int) -> list[list[gate_chart.Run]]:
-        return gate_chart.chart(self.arms, width, self.thresholds, self.k) if self.arms else []
-
-    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        return len(self.lines(width))
-
-    def render(self) -> Content:
-        lines = self.lines(self.content_size.width)
-        return Content("\n").join(
-            Content.assemble(*((text, CHART_STYLES[kind]) for text, kind in line)) for line in lines
-        )
 
 
 def _number(value: float) -> Text:

@@ -13,7 +13,7 @@ from textual.widgets import Footer, Label, Static
 from textual.worker import Worker, WorkerState
 
 from engine.gate.results import QueryOutcome, expected_documents
-from tui.gate_queries import LOSS, WIN, Changes, rank_text
+from tui.screens.gate.drilldown import LOSS, WIN, Changes, rank_text
 from tui.session import Session
 
 MARK_WORDS = {WIN: f"{WIN} wins against base", LOSS: f"{LOSS} loses against base"}

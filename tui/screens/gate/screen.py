@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from pathlib import Path
 from typing import ClassVar
 
 from textual import on, work
@@ -14,18 +11,18 @@ from textual.containers import VerticalScroll
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, TabbedContent, TabPane
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import Worker, WorkerState
 
 from engine.gate.results import GateResult, load_gate_result
-from engine.project import open_project
-from tui.errors import job_error_text
-from tui.gate_queries import Changes, next_column, sorted_outcomes
-from tui.job_progress import JobLine, JobProgress
-from tui.notice import Notice
-from tui.screens.confirm import ConfirmScreen
-from tui.screens.gate_query import QueryScreen
-from tui.screens.gate_widgets import ArmChart, GateSummary, MetricsTable, QueryTable
+from engine.project import Project
+from tui.jobs import Cancelled, Job, JobText, Progress
+from tui.screens.gate.drilldown import Changes, next_column, sorted_outcomes
+from tui.screens.gate.query import QueryScreen
+from tui.screens.gate.widgets import GateSummary, MetricsTable, QueryTable
 from tui.session import Session
+from tui.widgets.gate_chart import ArmChart
+from tui.widgets.job_progress import JobLine, JobProgress
+from tui.widgets.notice import Notice
 
 EMPTY = (
     "No gate result yet. The gate measures the base model against the cheaper fixes (query expansion, "
@@ -37,22 +34,22 @@ EMPTY = (
 SHORT = 30  # rows below which the summary gives more of the screen to the chart and the drill-down
 
 
-def run_and_load(
-    root: Path, progress: Callable[[str, int, int], None], cancelled: Callable[[], bool]
-) -> GateResult | None:
-    """Run the gate on a connection of its own: the session's one stays free for the screens meanwhile."""
+JOB = JobText(
+    name="gate",
+    group="gate-run",
+    starting="starting: loading the model…",
+    question="Cancel the running gate?",
+    detail="What it measured so far is not kept.",
+    cancelling="cancelling at the next step…",
+)
+
+
+def run_and_load(project: Project, progress: Progress, cancelled: Cancelled) -> GateResult | None:
+    """The gate job: run, then read back the stored result."""
     from engine.gate.run import run_gate  # numpy and the model libraries load only when a gate runs
 
-    project = open_project(root)
-    try:
-        run_gate(project, progress, cancelled=cancelled)
-        return load_gate_result(project)
-    finally:
-        project.close()
-
-
-def error_text(error: BaseException | None) -> str:
-    return job_error_text(error, "gate")
+    run_gate(project, progress, cancelled=cancelled)
+    return load_gate_result(project)
 
 
 class GateScreen(Screen[None]):
@@ -83,7 +80,6 @@ class GateScreen(Screen[None]):
             "escape", "back", "Back", tooltip="Back to home (while the gate runs: cancel it first)", id="gate-back"
         ),
     ]
-    running: reactive[bool] = reactive(False, bindings=True)
     result: reactive[GateResult | None] = reactive(None, bindings=True, init=False, always_update=True)
 
     def __init__(self, session: Session) -> None:
@@ -91,7 +87,7 @@ class GateScreen(Screen[None]):
         self.session = session
         self.sort_column = "id"
         self.sort_reverse = False
-        self._cancel = threading.Event()
+        self.job = Job(self, session.project.root, JOB, succeeded=self._ran, cancelled_note=self._cancelled_note)
 
     def compose(self) -> ComposeResult:
         yield Label("Gate · loading…", id="gate-title", markup=False)
@@ -153,84 +149,46 @@ class GateScreen(Screen[None]):
     # --- running ----------------------------------------------------------------------------------------
 
     def action_run_gate(self) -> None:
-        if self.running:
-            return
-        self._cancel.clear()
-        self.running = True
-        self._say("")
-        self.query_one(JobLine).start("starting: loading the model…")
-        self._run()
-
-    @work(thread=True, exclusive=True, group="gate-run", exit_on_error=False)
-    def _run(self) -> GateResult | None:
-        worker = get_current_worker()
-
-        def progress(stage: str, done: int, total: int) -> None:
-            self.post_message(JobProgress(stage, done, total))  # thread-safe; touching widgets here is not
-
-        def cancelled() -> bool:
-            # the cancel key, or Textual cancelling the worker (app quitting)
-            return self._cancel.is_set() or worker.is_cancelled
-
-        return run_and_load(self.session.project.root, progress, cancelled)
+        self.job.start(run_and_load)
 
     def on_job_progress(self, message: JobProgress) -> None:
-        if not self.running:
-            return
-        self.query_one(JobLine).show(message)
+        self.job.show(message)
+
+    def _ran(self, result: GateResult | None) -> None:
+        self.result = result
+        self.notify(f"Gate finished: {result.verdict if result else '?'}", title="Gate")
+
+    def _cancelled_note(self) -> str:
+        kept = " The last finished result is shown." if self.result else ""
+        return f"Gate cancelled: the run is recorded as cancelled.{kept}"
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
-        group, state = event.worker.group, event.state
-        if state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+        if self.job.finished(event) or event.worker.group != "gate-load":
             return
-        if group == "gate-load":
-            if state == WorkerState.SUCCESS:
-                self.result = event.worker.result
-                if event.worker.result is None and not self.running:
-                    self._say(EMPTY, "-note")
-            elif state == WorkerState.ERROR:
-                self._say(f"Could not read the stored gate result: {event.worker.error}", "-error")
-        elif group == "gate-run":
-            self.running = False
-            self.query_one(JobLine).stop()
-            if state == WorkerState.SUCCESS:
-                self.result = event.worker.result
-                self.notify(f"Gate finished: {self.result.verdict if self.result else '?'}", title="Gate")
-            elif isinstance(event.worker.error, InterruptedError):
-                kept = " The last finished result is shown." if self.result else ""
-                self._say(f"Gate cancelled: the run is recorded as cancelled.{kept}", "-note")
-            elif state == WorkerState.ERROR:
-                self._say(error_text(event.worker.error), "-error")
+        if event.state == WorkerState.SUCCESS:
+            self.result = event.worker.result
+            if event.worker.result is None and not self.job.running:
+                self._say(EMPTY, "-note")
+        elif event.state == WorkerState.ERROR:
+            self._say(f"Could not read the stored gate result: {event.worker.error}", "-error")
 
     def action_cancel_gate(self) -> None:
-        if not self.running:
-            return
-        self.app.push_screen(
-            ConfirmScreen("Cancel the running gate?", "What it measured so far is not kept."), callback=self._confirmed
-        )
-
-    def _confirmed(self, yes: bool | None) -> None:
-        if yes and self.running:
-            self._cancel.set()
-            self.query_one(JobLine).say("cancelling at the next step…")
+        self.job.ask_cancel()
 
     # --- keys -------------------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "run_gate":
-            return None if self.running else True
+            return None if self.job.running else True
         if action == "cancel_gate":
-            return True if self.running else None
+            return True if self.job.running else None
         if action in ("show_arms", "show_queries", "sort", "reverse", "open_query"):
             return True if self.result is not None else None
         return True
 
     def action_back(self) -> None:
-        if self.running:
-            self.action_cancel_gate()
-        else:
-            self.dismiss(None)
+        self.job.back()
 
     def action_show_arms(self) -> None:
         self.query_one(TabbedContent).active = "arms"

@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Static
 from engine.config import EVAL_METRICS
 from engine.evaluate.report import LABELS
 from engine.evaluate.results import Candidate, EvalResult
-from tui.eval_view import DiffRow, change_text, compare_cells, rank_text
+from tui.screens.evaluate.diff import DiffRow, change_text, compare_cells, rank_text
 
 VERDICT_GLYPHS = {"WIN": "✓", "MARGINAL": "~", "REGRESSION": "✗"}
 

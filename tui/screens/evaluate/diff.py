@@ -4,7 +4,7 @@ diff (first relevant rank before → after), with sorting and filters. Pure, so 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from engine.config import EVAL_METRICS
 from engine.evaluate.verdict import IMPROVED, REGRESSED, UNCHANGED, rank_change
@@ -37,12 +37,6 @@ def compare_cells(
             row[key] = Cell(text, name in compared and best[key] is not None and value >= best[key] - 1e-12)
         out[name] = row
     return out
-
-
-class Ranked(Protocol):
-    id: str
-    text: str
-    ranks: dict[str, int | None]
 
 
 @dataclass(frozen=True)

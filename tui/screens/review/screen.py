@@ -24,8 +24,8 @@ from textual.worker import Worker, WorkerState
 from engine.data import review
 from engine.data.review import Counter, Item, Outcome, QueueFilter, QueueRow, ReviewError, Target
 from tui.screens.confirm import ConfirmScreen
-from tui.screens.review_dialogs import EditScreen, FilterScreen, edit_externally
-from tui.screens.review_widgets import ItemDetail, QueueList
+from tui.screens.review.dialogs import EditScreen, FilterScreen, edit_externally
+from tui.screens.review.widgets import ItemDetail, QueueList
 from tui.session import Session
 
 PAGE = 200

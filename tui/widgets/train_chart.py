@@ -1,8 +1,8 @@
 """The training curves as text: a multi-row loss chart with a y axis, and one-row learning-rate and dev-metric
 strips under it, all on the same step axis.
 
-Pure (no Textual): rows are lists of (text, kind) runs like tui.gate_chart, so the widget maps kinds to theme
-colours and the chart still reads without colour (the curve is drawn with block glyphs).
+The layout is pure (rows are lists of (text, kind) runs like tui.widgets.gate_chart); TrainChart maps kinds to
+theme colours and the chart still reads without colour (the curve is drawn with block glyphs).
 """
 
 from __future__ import annotations
@@ -10,7 +10,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from tui.gate_chart import Run, merge
+from textual.content import Content
+from textual.geometry import Size
+from textual.widget import Widget
+
+from tui.widgets.gate_chart import Run, merge
 
 CURVE, AXIS, LABEL, MUTED, EMPTY, EVAL = "curve", "axis", "label", "muted", "empty", "eval"
 BLOCKS = " ▁▂▃▄▅▆▇█"
@@ -121,5 +125,49 @@ def chart(
     return lines
 
 
-def plain(line: list[Run]) -> str:
-    return "".join(text for text, _ in line)
+CHART_STYLES = {
+    CURVE: "$primary",
+    EVAL: "$success",
+    AXIS: "$text-muted",
+    LABEL: "bold",
+    MUTED: "$text-muted",
+    EMPTY: "",
+}
+
+
+class TrainChart(Widget):
+    """Loss (with y axis), learning rate and dev nDCG@10 over steps, drawn for the widget's width."""
+
+    DEFAULT_CSS = "TrainChart { height: auto; }"
+    PLOT_ROWS = 8
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.series: dict[str, dict[int, float]] = {"loss": {}, "lr": {}, "dev": {}}
+        self.max_steps: int | None = None
+
+    def reset(self) -> None:
+        self.series = {"loss": {}, "lr": {}, "dev": {}}
+        self.refresh(layout=True)
+
+    def add(self, rows: list[tuple[str, str, int, float]]) -> None:
+        for key, split, step, value in rows:
+            name = {"loss": "loss", "lr": "lr"}.get(key) if split == "train" else ("dev" if key == "ndcg@10" else None)
+            if name:
+                self.series[name][step] = value
+        self.refresh(layout=True)
+
+    def points(self, name: str) -> list[tuple[int, float]]:
+        return sorted(self.series[name].items())
+
+    def lines(self, width: int) -> list[list[Run]]:
+        return chart(self.points("loss"), self.points("lr"), self.points("dev"), width, self.PLOT_ROWS, self.max_steps)
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self.lines(width))
+
+    def render(self) -> Content:
+        return Content("\n").join(
+            Content.assemble(*((text, CHART_STYLES[kind]) for text, kind in line))
+            for line in self.lines(self.content_size.width)
+        )

@@ -1,8 +1,8 @@
 """The gate's arms as a text chart: one row per arm, a Recall@k bar on a 0–1 track, the 95% interval as
 ├──┤ whiskers and the fine-tune and stop thresholds as markers.
 
-Pure (no Textual): rows are lists of (text, kind) runs; the widget maps each kind to a theme colour, and every
-kind also has its own glyph, so the chart reads without colour.
+The layout is pure (rows are lists of (text, kind) runs, tested without a terminal); ArmChart maps each kind to
+a theme colour, and every kind also has its own glyph, so the chart reads without colour.
 """
 
 from __future__ import annotations
@@ -10,6 +10,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any
+
+from textual.content import Content
+from textual.geometry import Size
+from textual.widget import Widget
+
+from engine.gate.results import GateResult
 
 Run = tuple[str, str]  # (text, kind)
 BAR, WHISKER, EMPTY, LABEL, MUTED = "bar", "whisker", "empty", "label", "muted"
@@ -153,5 +159,40 @@ def _fit(text: str, width: int) -> str:
     return text.ljust(width) if len(text) <= width else text[: width - 1] + "…"
 
 
-def plain(line: list[Run]) -> str:
-    return "".join(text for text, _ in line)
+CHART_STYLES = {
+    BAR: "$primary",
+    WHISKER: "$text bold",
+    FINETUNE: "$warning",
+    STOP: "$success",
+    LABEL: "",
+    MUTED: "$text-muted",
+    EMPTY: "",
+}
+
+
+class ArmChart(Widget):
+    """One row per arm, drawn for the widget's current width (see chart())."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.arms: list[ChartArm] = []
+        self.thresholds: dict[str, float] = {}
+        self.k = 5
+
+    def show(self, result: GateResult) -> None:
+        self.k = result.k
+        self.arms = [ChartArm.from_report(arm, result.k) for arm in result.arms]
+        self.thresholds = {FINETUNE: result.finetune_recall, STOP: result.stop_recall}
+        self.refresh(layout=True)
+
+    def lines(self, width: int) -> list[list[Run]]:
+        return chart(self.arms, width, self.thresholds, self.k) if self.arms else []
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self.lines(width))
+
+    def render(self) -> Content:
+        lines = self.lines(self.content_size.width)
+        return Content("\n").join(
+            Content.assemble(*((text, CHART_STYLES[kind]) for text, kind in line)) for line in lines
+        )

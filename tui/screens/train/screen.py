@@ -9,64 +9,25 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.content import Content
-from textual.geometry import Size
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widget import Widget
 from textual.widgets import Footer, Label, RichLog, Static
 from textual.worker import Worker, WorkerState
 
 from engine.project import Project
 from engine.train import view as train_view
-from tui import train_chart
-from tui.notice import Notice
 from tui.screens.confirm import ConfirmScreen
+from tui.screens.train.text import evals_text, plan_text, status_line
 from tui.session import Session
+from tui.widgets.notice import Notice
+from tui.widgets.train_chart import TrainChart
 
 POLL_SECONDS = 0.5
-CHART_STYLES = {
-    train_chart.CURVE: "$primary",
-    train_chart.EVAL: "$success",
-    train_chart.AXIS: "$text-muted",
-    train_chart.LABEL: "bold",
-    train_chart.MUTED: "$text-muted",
-    train_chart.EMPTY: "",
-}
 EMPTY = (
     "No training run yet. Press s to see the pre-flight summary (training rows, hard negatives, steps, "
     "dev slice) and start one. Runs are detached: they keep going if you quit embtune or lose SSH."
 )
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    s = int(seconds)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
-
-
-def plan_text(plan: dict[str, Any]) -> str:
-    from engine.train.run import dev_text
-
-    negatives = (
-        f"{plan['mined_negatives']:,} rows with a mined hard negative"
-        if plan["mined_negatives"]
-        else "no hard negatives (run `embtune mine` for them)"
-    )
-    dev = dev_text(plan)
-    eta = (
-        f"~{duration(plan['estimated_seconds'])} (last measured step)"
-        if plan.get("estimated_seconds")
-        else "measured by the smoke step"
-    )
-    return (
-        f"{plan['train_rows']:,} training rows from {plan['pairs']:,} reviewed pairs · {negatives}\n"
-        f"{plan['loss']} · batch {plan['batch_size']} · {plan['max_steps']:,} steps "
-        f"({plan['steps_per_epoch']:,} per epoch) · {plan['duplicates_per_batch']} repeated texts per random "
-        f"batch → 0 with the no-duplicates sampler\n{dev}\ntime: {eta}"
-    )
 
 
 def start_plan(project: Project) -> dict[str, Any]:
@@ -91,46 +52,6 @@ def cancel_run(project: Project, run_id: int) -> str:
     from engine.jobs.launcher import cancel
 
     return cancel(project, run_id)
-
-
-class TrainChart(Widget):
-    """Loss (with y axis), learning rate and dev nDCG@10 over steps, drawn for the widget's width."""
-
-    DEFAULT_CSS = "TrainChart { height: auto; }"
-    PLOT_ROWS = 8
-
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.series: dict[str, dict[int, float]] = {"loss": {}, "lr": {}, "dev": {}}
-        self.max_steps: int | None = None
-
-    def reset(self) -> None:
-        self.series = {"loss": {}, "lr": {}, "dev": {}}
-        self.refresh(layout=True)
-
-    def add(self, rows: list[tuple[str, str, int, float]]) -> None:
-        for key, split, step, value in rows:
-            name = {"loss": "loss", "lr": "lr"}.get(key) if split == "train" else ("dev" if key == "ndcg@10" else None)
-            if name:
-                self.series[name][step] = value
-        self.refresh(layout=True)
-
-    def points(self, name: str) -> list[tuple[int, float]]:
-        return sorted(self.series[name].items())
-
-    def lines(self, width: int) -> list[list[train_chart.Run]]:
-        return train_chart.chart(
-            self.points("loss"), self.points("lr"), self.points("dev"), width, self.PLOT_ROWS, self.max_steps
-        )
-
-    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        return len(self.lines(width))
-
-    def render(self) -> Content:
-        return Content("\n").join(
-            Content.assemble(*((text, CHART_STYLES[kind]) for text, kind in line))
-            for line in self.lines(self.content_size.width)
-        )
 
 
 class TrainScreen(Screen[None]):
@@ -254,7 +175,9 @@ class TrainScreen(Screen[None]):
         chart.max_steps = self.progress.get("max_steps") or (
             run["config"].get("schedule") or run["config"].get("plan") or {}
         ).get("max_steps")
-        self._show_evals(chart)
+        dev = chart.points("dev")
+        if dev:
+            self.query_one("#train-evals", Static).update(evals_text(dev))
         self._settled = run["status"] not in ("queued", "running")
         self.run = run
 
@@ -268,7 +191,8 @@ class TrainScreen(Screen[None]):
             f"Train · run {run['id']} · {run['status']}{parent} · {config.get('base_model', '?')} · "
             f"{settings.get('loss', '?')} · batch {settings.get('batch_size', '?')}"
         )
-        self.query_one("#train-status", Label).update(self._status_line(run))
+        chart = self.query_one(TrainChart)
+        self.query_one("#train-status", Label).update(status_line(run, self.progress, chart.max_steps))
         source = (config.get("plan") or {}).get("dev_source", "train")
         watched = source in ("test", "gate")
         self.query_one("#train-evals").border_title = f"{source} queries (watch only)" if watched else "dev evaluations"
@@ -278,33 +202,6 @@ class TrainScreen(Screen[None]):
                 "checkpoint, or l for the worker log.",
                 "-error",
             )
-
-    def _status_line(self, run: dict[str, Any]) -> str:
-        p = self.progress
-        step, total = p.get("step", run["step"] or 0), self.query_one(TrainChart).max_steps or "?"
-        parts = [f"step {step}/{total}"]
-        if run["status"] == "running" and p.get("steps_per_s"):
-            parts += [f"{p['steps_per_s']:.2f} steps/s", f"ETA {duration(p.get('eta_s'))}"]
-        if "preflight" in p:
-            parts.append(f"smoke step {p['preflight']['step_seconds']:.2f} s")
-        if run["status"] in ("queued", "running") and run["heartbeat_age"] is not None:
-            parts.append(f"heartbeat {run['heartbeat_age']:.0f} s ago")
-        result = run["result"] or {}
-        if result.get("seconds"):
-            parts.append(f"took {duration(result['seconds'])}")
-        if run["model_path"]:
-            parts.append(f"model {run['model_path']}")
-        elif run["checkpoint_path"]:
-            parts.append(f"checkpoint {run['checkpoint_path']}")
-        return " · ".join(parts)
-
-    def _show_evals(self, chart: TrainChart) -> None:
-        dev = chart.points("dev")
-        if not dev:
-            return
-        best = max(v for _, v in dev)
-        lines = [f"{'step':>6}  nDCG@10"] + [f"{s:>6}  {v:.4f}{'  ★' if v == best else ''}" for s, v in dev[-12:]]
-        self.query_one("#train-evals", Static).update("\n".join(lines))
 
     def _say(self, text: str, kind: str = "") -> None:
         self.query_one(Notice).say(text, kind)

@@ -68,3 +68,40 @@ class JobLine(Horizontal):
     def _tick(self) -> None:
         seconds = int(time.monotonic() - self._started)
         self.query_one(f"#{self._stage_id}", Label).update(f"{self._stage} · {seconds // 60}:{seconds % 60:02d}")
+
+
+def rate_text(done: int, total: int, seconds: float) -> str:
+    """'1,024/5,183 · 27.3/s · ETA 2:32' (no rate before the first items)."""
+    text = f"{done:,}/{total:,}"
+    if done and seconds > 0:
+        rate = done / seconds
+        left = int((total - done) / rate) if rate else 0
+        text += f" · {rate:,.1f}/s · ETA {left // 60}:{left % 60:02d}"
+    return text
+
+
+class RateLine(JobLine):
+    """A JobLine with the stage's rate and ETA instead of a clock: an index build's stages are long runs of like
+    batches, where items per second say more than the time spent."""
+
+    def start(self, stage: str) -> None:
+        self.display = True
+        self.query_one(ProgressBar).update(total=None, progress=0)
+        self.say(stage)
+
+    def say(self, stage: str) -> None:
+        self._show(stage, 0, 0)
+
+    def show(self, message: JobProgress) -> None:
+        self._show(message.stage, message.done, message.total)
+        self.query_one(ProgressBar).update(total=max(message.total, 1), progress=message.done)
+
+    def stop(self) -> None:
+        super().stop()
+        self._stage = ""  # the next start times its first stage afresh
+
+    def _show(self, stage: str, done: int, total: int) -> None:
+        if stage != self._stage:
+            self._stage, self._started = stage, time.monotonic()
+        counts = rate_text(done, total, time.monotonic() - self._started) if total > 1 else ""
+        self.query_one(f"#{self._stage_id}", Label).update(f"{stage} {counts}".strip())

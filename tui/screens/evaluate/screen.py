@@ -3,9 +3,6 @@ background; compare them side by side (baseline, deltas, best in bold) and drill
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from pathlib import Path
 from typing import ClassVar
 
 from textual import on, work
@@ -15,24 +12,32 @@ from textual.containers import VerticalScroll
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, TabbedContent, TabPane
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import Worker, WorkerState
 
 from engine.evaluate.results import Candidate, EvalResult, candidates, load_eval_result
-from engine.project import Project, open_project
+from engine.project import Project
 from tui.errors import job_error_text
-from tui.eval_view import FILTERS, QUERY_COLUMNS, counts, diff_rows, next_in, sort_rows
-from tui.job_progress import JobLine, JobProgress
-from tui.notice import Notice
-from tui.screens.confirm import ConfirmScreen
-from tui.screens.eval_query import EvalQueryScreen
-from tui.screens.evaluate_widgets import DiffTable, EvalSummary, ModelsTable
+from tui.jobs import Cancelled, Job, JobText, Progress
+from tui.screens.evaluate.diff import FILTERS, QUERY_COLUMNS, counts, diff_rows, next_in, sort_rows
+from tui.screens.evaluate.query import EvalQueryScreen
+from tui.screens.evaluate.widgets import DiffTable, EvalSummary, ModelsTable
 from tui.session import Session
+from tui.widgets.job_progress import JobLine, JobProgress
+from tui.widgets.notice import Notice
 
 EMPTY = (
     "No evaluation yet. An evaluation measures the base model and the marked trained models on the held-out "
     "queries (Recall@1/5/10/100, MRR@10, nDCG@10, MAP@100 with 95% intervals), gives each trained model a verdict "
     "against the base, checks the general queries for forgetting, and refuses to run when test queries leaked "
     "into training.\n\nMark models with space, then press r."
+)
+JOB = JobText(
+    name="evaluation",
+    group="eval-run",
+    starting="starting: checking for leakage, loading the models…",
+    question="Cancel the running evaluation?",
+    detail="Vectors encoded so far stay cached; no result is stored.",
+    cancelling="cancelling at the next block…",
 )
 
 
@@ -49,17 +54,13 @@ def load_view(project: Project) -> tuple[list[Candidate], EvalResult | None]:
 
 
 def run_and_load(
-    root: Path, models: list[str], progress: Callable[[str, int, int], None], cancelled: Callable[[], bool]
+    project: Project, models: list[str], progress: Progress, cancelled: Cancelled
 ) -> tuple[list[Candidate], EvalResult | None]:
-    """Evaluate on a connection of its own: the session's one stays free for the screens meanwhile."""
+    """The evaluation job: run, then read back the view with the new result."""
     from engine.evaluate.run import run_eval  # numpy and the model libraries load only when an evaluation runs
 
-    project = open_project(root)
-    try:
-        run_eval(project, models, progress=progress, cancelled=cancelled)
-        return load_view(project)
-    finally:
-        project.close()
+    run_eval(project, models, progress=progress, cancelled=cancelled)
+    return load_view(project)
 
 
 def error_text(error: BaseException | None) -> str:
@@ -79,7 +80,6 @@ class EvaluateScreen(Screen[None]):
     #eval-message.-note { color: $text; border-left: outer $primary-muted; }
     #eval-progress { height: 1; padding: 0 1; margin-top: 1; }
     #eval-stage { width: 1fr; color: $text-muted; }
-    #eval-bar { width: auto; }
     #eval-tabs { height: 1fr; }
     #eval-tabs TabPane { padding: 0; }
     #eval-diff-summary { height: 1; padding: 0 1; color: $text-muted; }
@@ -132,7 +132,6 @@ class EvaluateScreen(Screen[None]):
         ),
         Binding("escape", "back", "Back", tooltip="Back to home (while evaluating: cancel it first)", id="eval-back"),
     ]
-    running: reactive[bool] = reactive(False, bindings=True)
     result: reactive[EvalResult | None] = reactive(None, bindings=True, init=False, always_update=True)
 
     def __init__(self, session: Session) -> None:
@@ -146,7 +145,14 @@ class EvaluateScreen(Screen[None]):
         self.sort_column = "change"
         self.sort_reverse = False
         self.filter_by = "all"
-        self._cancel = threading.Event()
+        self.job = Job(
+            self,
+            session.project.root,
+            JOB,
+            succeeded=self._ran,
+            cancelled_note=self._cancelled_note,
+            error_text=error_text,
+        )
 
     def compose(self) -> ComposeResult:
         yield Label("Evaluate · loading…", id="eval-title", markup=False)
@@ -231,82 +237,46 @@ class EvaluateScreen(Screen[None]):
     # --- running ----------------------------------------------------------------------------------------
 
     def action_run_eval(self) -> None:
-        if self.running:
-            return
         refs = [c.ref for c in self.rows if c.name in self.marked]
-        self._cancel.clear()
-        self.running = True
-        self._say("")
-        self.query_one(JobLine).start("starting: checking for leakage, loading the models…")
-        self._run(refs or ["base"])
-
-    @work(thread=True, exclusive=True, group="eval-run", exit_on_error=False)
-    def _run(self, refs: list[str]) -> tuple[list[Candidate], EvalResult | None]:
-        worker = get_current_worker()
-
-        def progress(stage: str, done: int, total: int) -> None:
-            self.post_message(JobProgress(stage, done, total))
-
-        def cancelled() -> bool:
-            return self._cancel.is_set() or worker.is_cancelled
-
-        return run_and_load(self.session.project.root, refs, progress, cancelled)
+        self.job.start(run_and_load, refs or ["base"])
 
     def on_job_progress(self, message: JobProgress) -> None:
-        if not self.running:
-            return
-        self.query_one(JobLine).show(message)
+        self.job.show(message)
+
+    def _ran(self, view: tuple[list[Candidate], EvalResult | None]) -> None:
+        self._take(view, fresh=True)
+        verdicts = self.result.report["verdict"] if self.result else {}
+        self.notify(
+            ", ".join(f"{n}: {v}" for n, v in verdicts.items()) or "base measured",
+            title="Evaluation finished",
+            markup=False,
+        )
+
+    def _cancelled_note(self) -> str:
+        kept = " The last finished result is shown." if self.result else ""
+        return f"Evaluation cancelled: the run is recorded as cancelled.{kept}"
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
-        group, state = event.worker.group, event.state
-        if state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+        if self.job.finished(event) or event.worker.group != "eval-load":
             return
-        if group == "eval-load":
-            if state == WorkerState.SUCCESS:
-                self._take(event.worker.result, fresh=False)
-                if self.result is None and not self.running:
-                    self._say(EMPTY, "-note")
-            elif state == WorkerState.ERROR:
-                self._say(f"Could not read the stored evaluation: {event.worker.error}", "-error")
-        elif group == "eval-run":
-            self.running = False
-            self.query_one(JobLine).stop()
-            if state == WorkerState.SUCCESS:
-                self._take(event.worker.result, fresh=True)
-                verdicts = self.result.report["verdict"] if self.result else {}
-                self.notify(
-                    ", ".join(f"{n}: {v}" for n, v in verdicts.items()) or "base measured",
-                    title="Evaluation finished",
-                    markup=False,
-                )
-            elif isinstance(event.worker.error, InterruptedError):
-                kept = " The last finished result is shown." if self.result else ""
-                self._say(f"Evaluation cancelled: the run is recorded as cancelled.{kept}", "-note")
-            elif state == WorkerState.ERROR:
-                self._say(error_text(event.worker.error), "-error")
+        if event.state == WorkerState.SUCCESS:
+            self._take(event.worker.result, fresh=False)
+            if self.result is None and not self.job.running:
+                self._say(EMPTY, "-note")
+        elif event.state == WorkerState.ERROR:
+            self._say(f"Could not read the stored evaluation: {event.worker.error}", "-error")
 
     def action_cancel_eval(self) -> None:
-        if self.running:
-            self.app.push_screen(
-                ConfirmScreen(
-                    "Cancel the running evaluation?", "Vectors encoded so far stay cached; no result is stored."
-                ),
-                callback=self._confirmed,
-            )
-
-    def _confirmed(self, yes: bool | None) -> None:
-        if yes and self.running:
-            self._cancel.set()
-            self.query_one(JobLine).say("cancelling at the next block…")
+        self.job.ask_cancel()
 
     # --- keys -------------------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "run_eval":
-            return None if self.running else True
+            return None if self.job.running else True
         if action == "cancel_eval":
-            return True if self.running else None
+            return True if self.job.running else None
         if action in ("toggle_mark", "baseline", "toggle_deltas"):
             return True if self.rows and self._tab() == "models" else None
         if action in ("sort", "reverse", "filter"):
@@ -324,10 +294,7 @@ class EvaluateScreen(Screen[None]):
         self.refresh_bindings()
 
     def action_back(self) -> None:
-        if self.running:
-            self.action_cancel_eval()
-        else:
-            self.dismiss(None)
+        self.job.back()
 
     def action_toggle_mark(self) -> None:
         name = self.query_one(ModelsTable).cursor_key()

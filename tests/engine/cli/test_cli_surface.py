@@ -1,0 +1,69 @@
+"""The command line a user scripts against stays put: every command, its options (names, types, defaults, flags)
+and its --help text equal the 0.1.0 release's, dumped in cli_surface_0.1.0.json. A deliberate change re-dumps it
+(`python -c "from tests.engine.cli.test_cli_surface import dump; dump()"`) and says so in the changelog."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+
+from engine.cli.main import main
+
+RELEASED = Path(__file__).with_name("cli_surface_0.1.0.json")
+
+
+def surface(command: click.Command, name: str, parent: click.Context | None = None) -> dict[str, Any]:
+    """{'embtune index build': {'help': …, 'params': […]}, …} for a command and every subcommand under it."""
+    # As click builds it for `--help` (the group's context settings, inherited by subcommands), at a fixed width:
+    # click wraps help to the terminal's, which differs between a terminal, CI and xdist workers.
+    settings = {**command.context_settings, "terminal_width": 80, "max_content_width": 80}
+    ctx = click.Context(command, parent=parent, info_name=name, **settings)
+    out = {
+        ctx.command_path: {
+            "help": command.get_help(ctx),
+            "params": [
+                {
+                    "name": p.name,
+                    "opts": sorted(p.opts + p.secondary_opts),
+                    "kind": type(p).__name__,
+                    "type": p.type.name,
+                    "required": p.required,
+                    "multiple": p.multiple,
+                    "is_flag": getattr(p, "is_flag", False),
+                    "default": "callable" if callable(p.default) else repr(p.default),
+                }
+                for p in command.params
+            ],
+        }
+    }
+    if isinstance(command, click.Group):
+        for sub_name, sub in sorted(command.commands.items()):
+            out.update(surface(sub, sub_name, ctx))
+    return out
+
+
+def dump() -> None:
+    RELEASED.write_text(json.dumps(surface(main, "embtune"), indent=1, sort_keys=True))
+
+
+def test_every_released_command_is_still_there_with_the_same_options_and_help() -> None:
+    released = json.loads(RELEASED.read_text())
+    now = surface(main, "embtune")
+    assert sorted(now) == sorted(released)
+    for name, before in released.items():
+        assert now[name]["params"] == before["params"], name
+        assert now[name]["help"] == before["help"], name
+
+
+@pytest.mark.parametrize("name", sorted(json.loads(RELEASED.read_text())))
+def test_every_command_is_documented_in_the_readme(name: str) -> None:
+    """sqlite-utils' test_docs idea: a command the README does not name is a command nobody finds."""
+    readme = Path(__file__).resolve().parents[3].joinpath("README.md").read_text()
+    words = name.split()[1:]
+    if not words:
+        return
+    assert f"embtune {' '.join(words)}" in readme or (words[0] == "index" and "embtune index" in readme), name

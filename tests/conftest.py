@@ -31,3 +31,11 @@ def tiny_cross_encoder_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.tinymodels import build_tiny_cross_encoder
 
     return build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny") / "cross_encoder")
+
+
+@pytest.fixture(scope="session")
+def tuned_model(tmp_path_factory: pytest.TempPathFactory, tiny_embedder_path: Path) -> Path:
+    """The tiny embedder with perturbed weights: what a training run leaves, without training."""
+    from tests.tinymodels import perturbed_model
+
+    return perturbed_model(tiny_embedder_path, tmp_path_factory.mktemp("tuned") / "model")

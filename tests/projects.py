@@ -7,10 +7,16 @@ Each document is about one rare term, and each query names its document's term, 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+from typing import Any
 
+from click.testing import CliRunner
+
+from engine.cli.main import main
 from engine.ingest import importing
-from engine.project import Project, init_project
+from engine.project import Project, init_project, open_project
+from engine.store import runs
 
 TERMS = [
     "subrogation",
@@ -115,3 +121,24 @@ def make_project(
     project = open_project(root)
     importing.import_beir(project, write_beir(tmp / "beir", **beir))
     return project
+
+
+def set_index_config(project: Project, **values: Any) -> Project:
+    """Append an `index:` section to project.yaml and reopen the project."""
+    path = project.root / "project.yaml"
+    path.write_text(path.read_text() + "index:\n" + "".join(f"  {k}: {v}\n" for k, v in values.items()))
+    project.close()
+    return open_project(project.root)
+
+
+def register_model(project: Project, model: Path) -> int:
+    run_id = runs.create_run(project.db, "train", {"settings": {"epochs": 1}, "data": {"pairs": 80}})
+    shutil.copytree(model, project.root / "models" / f"run-{run_id}")
+    runs.finish_model_run(project.db, run_id, f"models/run-{run_id}", {"steps": 3})
+    return run_id
+
+
+def cli(*args: Any) -> tuple[int, str]:
+    """`embtune ARGS` in this process: (exit code, stdout)."""
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result.exit_code, result.stdout

@@ -133,3 +133,17 @@ def build_tiny_cross_encoder(dest: Path) -> Path:
     BertForSequenceClassification(_bert_config(len(tokenizer), num_labels=1)).save_pretrained(dest)
     tokenizer.save_pretrained(dest)
     return dest
+
+
+def perturbed_model(base: Path, dest: Path) -> Path:
+    """The tiny embedder with perturbed weights: a different model (fingerprint, vectors), as training makes."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(base), device="cpu")
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(torch.randn_like(param) * 0.2)
+    model.save(str(dest))
+    return dest

@@ -17,8 +17,7 @@ import engine.index.build
 from engine.index.build import build_index
 from engine.project import open_project
 from engine.store import indexes
-from tests.engine.index.test_build import perturbed_model, register_model
-from tests.projects import make_project
+from tests.projects import make_project, register_model, set_index_config
 from tui.app import EmbtuneApp
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
@@ -34,11 +33,6 @@ def root(tmp_path: Path, tiny_embedder_path: Path) -> Path:
     project = make_project(tmp_path, tiny_embedder_path)
     project.close()
     return project.root
-
-
-@pytest.fixture(scope="module")
-def tuned(tmp_path_factory: pytest.TempPathFactory, tiny_embedder_path: Path) -> Path:
-    return perturbed_model(tiny_embedder_path, tmp_path_factory.mktemp("tuned") / "model")
 
 
 def live_table(root: Path) -> str | None:
@@ -115,7 +109,6 @@ async def test_build_in_background_with_progress_then_cancel_keeps_nothing_live(
 async def test_follows_a_build_started_elsewhere_until_it_is_live(root: Path) -> None:
     """A build by another process (here a thread with its own connection, as `embtune index` detached would be):
     the screen shows its progress from the store and the new live table when it completes."""
-    from tests.engine.index.test_build import set_index_config
 
     set_index_config(open_project(root), batch_size=8).close()
     first_batch, release = threading.Event(), threading.Event()
@@ -200,10 +193,10 @@ async def test_rollback_key_switches_back(root: Path) -> None:
         assert "live: " + first.table in text_of(screen.query_one("#index-title", Label))
 
 
-async def test_search_shows_hits_then_base_vs_tuned_side_by_side(root: Path, tuned: Path) -> None:
+async def test_search_shows_hits_then_base_vs_tuned_side_by_side(root: Path, tuned_model: Path) -> None:
     project = open_project(root)
     build_index(project)
-    run_id = register_model(project, tuned)
+    run_id = register_model(project, tuned_model)
     build_index(project, str(run_id))
     project.close()
     app = EmbtuneApp(root)

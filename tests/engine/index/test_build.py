@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,25 +15,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from engine.cli.main import main
 from engine.index.build import IndexingError, build_index, connect, list_indexes, make_live, rollback
 from engine.index.search import Searcher
 from engine.project import Project, open_project
 from engine.store import indexes, runs
 from engine.store.schema import text_hash
-from tests.projects import make_project
+from tests.projects import cli, register_model, set_index_config
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def set_index_config(project: Project, **values: Any) -> Project:
-    """Append an `index:` section to project.yaml and reopen the project."""
-    path = project.root / "project.yaml"
-    path.write_text(path.read_text() + "index:\n" + "".join(f"  {k}: {v}\n" for k, v in values.items()))
-    project.close()
-    return open_project(project.root)
 
 
 def table_rows(project: Project, name: str) -> dict[str, Any]:
@@ -52,39 +41,6 @@ def edit_chunk(project: Project, chunk_id: str, text: str) -> None:
     db = project.db
     db.execute("INSERT OR IGNORE INTO texts (hash, text) VALUES (?, ?)", [digest, text])
     db.execute("UPDATE chunks SET text_hash = ? WHERE id = ?", [digest, chunk_id])
-
-
-@pytest.fixture
-def project(tmp_path: Path, tiny_embedder_path: Path) -> Project:
-    p = make_project(tmp_path, tiny_embedder_path)
-    yield p
-    p.close()
-
-
-def perturbed_model(base: Path, dest: Path) -> Path:
-    """The tiny embedder with perturbed weights: a different model (fingerprint, vectors), as training makes."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(str(base), device="cpu")
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.add_(torch.randn_like(param) * 0.2)
-    model.save(str(dest))
-    return dest
-
-
-@pytest.fixture(scope="session")
-def tuned_model(tmp_path_factory: pytest.TempPathFactory, tiny_embedder_path: Path) -> Path:
-    return perturbed_model(tiny_embedder_path, tmp_path_factory.mktemp("tuned") / "model")
-
-
-def register_model(project: Project, model: Path) -> int:
-    run_id = runs.create_run(project.db, "train", {"settings": {"epochs": 1}, "data": {"pairs": 80}})
-    shutil.copytree(model, project.root / "models" / f"run-{run_id}")
-    runs.finish_model_run(project.db, run_id, f"models/run-{run_id}", {"steps": 3})
-    return run_id
 
 
 def test_build_writes_every_chunk_to_a_new_live_table(project: Project, tiny_embedder_path: Path) -> None:
@@ -261,11 +217,6 @@ def test_build_errors_are_clear(tmp_path: Path, tiny_embedder_path: Path) -> Non
     with pytest.raises(IndexingError, match="no live index"):
         rollback(empty)
     empty.close()
-
-
-def cli(*args: Any) -> tuple[int, str]:
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    return result.exit_code, result.stdout
 
 
 def test_cli_index_rollback_list_contract(project: Project, tuned_model: Path) -> None:

@@ -15,20 +15,7 @@ from engine.index.search import Searcher, moved
 from engine.models.export import ExportError, export_model
 from engine.project import Project
 from engine.store import runs
-from tests.engine.index.test_build import cli, perturbed_model, register_model
-from tests.projects import make_project
-
-
-@pytest.fixture
-def project(tmp_path: Path, tiny_embedder_path: Path) -> Project:
-    p = make_project(tmp_path, tiny_embedder_path)
-    yield p
-    p.close()
-
-
-@pytest.fixture(scope="session")
-def tuned_model(tmp_path_factory: pytest.TempPathFactory, tiny_embedder_path: Path) -> Path:
-    return perturbed_model(tiny_embedder_path, tmp_path_factory.mktemp("tuned") / "model")
+from tests.projects import cli, register_model
 
 
 def test_search_finds_a_chunk_by_its_own_text(project: Project) -> None:

@@ -6,6 +6,7 @@ project's gate queries, then applies the practitioner's guide's rules with the t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from engine.errors import EmbtuneError
+from engine.gate.costs import Cost, Rates, arm_cost, fine_tune_cost
+from engine.gate.verdict import SELECTION
 from engine.ingest.batch import source_chunk_text
 from engine.ingest.chunking import chunk_text, spec_from_dict
 from engine.jobs.progress import Progress, cancellable
@@ -27,7 +30,14 @@ from engine.retrieval.arms import (
     rerank,
     to_documents,
 )
-from engine.retrieval.metrics import DEFAULT_KS, bootstrap_ci, evaluate_run, first_relevant_rank, wins_losses
+from engine.retrieval.metrics import (
+    DEFAULT_KS,
+    bootstrap_ci,
+    evaluate_run,
+    first_relevant_rank,
+    simultaneous_cis,
+    wins_losses,
+)
 from engine.store import corpus, runs
 
 DOC_DEPTH = 100  # documents kept per query: enough for recall@100 and map@100
@@ -49,6 +59,8 @@ class Arm:
     per_query: dict[str, dict[str, float]] = field(repr=False)
     first_ranks: dict[str, int | None] = field(repr=False)
     reranker: str | None = None
+    chunks: int = 0  # the corpus size this arm searches, in chunks (a re-chunking's own)
+    cost: Cost | None = None
 
 
 @dataclass
@@ -62,6 +74,9 @@ class GateReport:
     skipped: dict[str, str]
     settings: dict[str, Any]
     run_id: int | None = None
+    rule: str = ""  # the id of the rule that fired (engine.gate.verdict.RULES)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # simultaneous, per arm
+    fine_tune_cost: Cost | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The `embtune gate --json` contract."""
@@ -73,14 +88,19 @@ class GateReport:
                 "description": arm.description,
                 **arm.metrics,
                 f"{key}_ci": list(arm.recall_ci),
+                f"{key}_ci_simultaneous": list(self.intervals.get(arm.name, arm.recall_ci)),
                 "wins": arm.wins,
                 "losses": arm.losses,
             }
             if arm.reranker:
                 row["reranker"] = arm.reranker
+            if arm.cost is not None:
+                row["cost"] = arm.cost.to_json()
             arms.append(row)
         return {
             "verdict": self.verdict,
+            "rule": self.rule,
+            "selection": {"method": SELECTION, "arms": len(self.arms), "confidence": 0.95},
             "n_queries": self.n_queries,
             "k": self.k,
             "reasons": self.reasons,
@@ -89,6 +109,7 @@ class GateReport:
             "skipped": self.skipped,
             "settings": self.settings,
             "run_id": self.run_id,
+            "fine_tune_cost": self.fine_tune_cost.to_json() if self.fine_tune_cost else None,
         }
 
 
@@ -107,6 +128,8 @@ class _Context:
     progress: Progress
     cancelled: Callable[[], bool]
     chunk_depth: int = 1000
+    seconds: dict[str, float] = field(default_factory=dict)  # measured per-query latencies, by what
+    encoders: dict[str, Encoder] = field(default_factory=dict)  # candidate base models' arms, by arm name
 
 
 def run_gate(
@@ -160,7 +183,13 @@ def run_gate(
             is_cancelled,
         )
         results, skipped = _run_arms(ctx, arms)
+        rates = _rates(ctx)
+        settings["encode_seconds"] = {
+            encoder.fingerprint: {"passage": rates.passage_seconds, "query": rates.query_seconds},
+            **_candidate_rates(ctx),
+        }
         report = _report(project, results, skipped, len(queries), settings)
+        _price(project, report, rates, len(chunk_texts))
     except BaseException as e:
         status = "cancelled" if isinstance(e, InterruptedError) and is_cancelled() else "failed"
         runs.fail_run(project.db, run_id, f"{type(e).__name__}: {e}", status)
@@ -204,7 +233,9 @@ def _run_arms(ctx: _Context, wanted: set[str] | None) -> tuple[list[Arm], dict[s
     expander = _expander(ctx, skipped)
     expanded_chunks = None
     if expander and want("expansion"):
+        started = time.perf_counter()
         expanded = [expander.expand(t) for t in ctx.query_texts]
+        ctx.seconds["expansion"] = (time.perf_counter() - started) / len(expanded)
         expanded_vectors = ctx.encoder.encode(expanded, "query", cancelled=ctx.cancelled)
         expanded_chunks = dense_search(expanded_vectors, ctx.chunk_vectors, ctx.chunk_depth)
         results.append(
@@ -216,12 +247,15 @@ def _run_arms(ctx: _Context, wanted: set[str] | None) -> tuple[list[Arm], dict[s
     results.extend(arm for arm, _ in chunking_arms)
     if want("hybrid"):
         bm25 = BM25(ctx.chunk_texts)
+        started = time.perf_counter()
         fused = [
             reciprocal_rank_fusion([dense, bm25.search(q, ctx.chunk_depth)], ctx.chunk_depth)
             for dense, q in zip(base_chunks, ctx.query_texts, strict=True)
         ]
+        ctx.seconds["bm25"] = (time.perf_counter() - started) / len(fused)
         results.append(_arm(ctx, "hybrid", "BM25 + dense, reciprocal rank fusion", fused, ctx.chunk_docs, k, base))
     results.extend(_rerank_arms(ctx, base, base_chunks, expanded_chunks, chunking_arms, skipped, want))
+    results.extend(_candidate_arms(ctx, base, skipped, want))
     return results, skipped
 
 
@@ -251,6 +285,47 @@ def _arm(
     ranks = {q: first_relevant_rank(run[q], ctx.qrels[q]) for q in ctx.query_ids}
     ctx.progress(f"arm {name}", 1, 1)
     return Arm(name, description, means, (float(ci[0]), float(ci[1])), wins, losses, per_query, ranks, reranker)
+
+
+def _candidate_arms(ctx: _Context, base: Arm, skipped: dict[str, str], want: Callable[[str], bool]) -> list[Arm]:
+    """Another base model per `gate.candidates` entry, measured like the base: switching models is cheaper than
+    fine-tuning (re-embed the corpus, no training) and the guide's first answer to a mismatched domain."""
+    from engine.models.resolve import ModelNotFoundError
+
+    project, out = ctx.project, []
+    for spec in project.config.gate.candidates:
+        name = f"model:{spec.rstrip('/').split('/')[-1]}"
+        if not want(name):
+            continue
+        try:
+            encoder = open_encoder(
+                spec,
+                base_dir=project.root,
+                db=project.db,
+                fit_texts=ctx.chunk_texts,
+                trust_remote_code=project.config.trust_remote_code,
+            )
+        except ModelNotFoundError as e:
+            skipped[name] = f"candidate base model {spec} could not be loaded: {e}"
+            continue
+        vectors = encoder.encode(
+            ctx.chunk_texts, "document", lambda d, t, n=name: ctx.progress(f"encode {n}", d, t), ctx.cancelled
+        )
+        queries = encoder.encode(ctx.query_texts, "query", cancelled=ctx.cancelled)
+        rankings = dense_search(queries, vectors, ctx.chunk_depth)
+        out.append(
+            _arm(
+                ctx,
+                name,
+                f"{spec}, dense cosine (another base model)",
+                rankings,
+                ctx.chunk_docs,
+                ctx.project.config.gate.k,
+                base,
+            )
+        )
+        ctx.encoders[name] = encoder
+    return out
 
 
 def _expander(ctx: _Context, skipped: dict[str, str]) -> Expander | None:
@@ -296,6 +371,7 @@ def _chunking_arms(ctx: _Context, base: Arm, want: Callable[[str], bool]) -> lis
             config.gate.k,
             base,
         )
+        arm.chunks = len(texts)
         out.append((arm, (rankings, doc_ids, texts)))
     return out
 
@@ -327,12 +403,15 @@ def _rerank_arms(
             model, ctx.query_texts, rankings, texts, top_n, progress=lambda d, t: ctx.progress(f"rerank {name}", d, t)
         )
 
+    started = time.perf_counter()
+    base_reranked = reranked("base", base_chunks, ctx.chunk_docs, ctx.chunk_texts)
+    ctx.seconds["rerank"] = (time.perf_counter() - started) / len(base_reranked)
     arms = [
         _arm(
             ctx,
             "rerank",
             f"base + cross-encoder re-ranking of the top {top_n}",
-            reranked("base", base_chunks, ctx.chunk_docs, ctx.chunk_texts),
+            base_reranked,
             ctx.chunk_docs,
             k,
             base,
@@ -403,18 +482,103 @@ def _report(
     from engine.gate.verdict import decide, hints
 
     gate = project.config.gate
+    key = f"recall@{gate.k}"
+    query_ids = list(arms[0].per_query)
+    intervals = simultaneous_cis(
+        {arm.name: [arm.per_query[q][key] for q in query_ids] for arm in arms}, gate.bootstrap_samples
+    )
     pairs = corpus.training_pair_count(project.db)
-    verdict, reasons = decide(arms, skipped, gate, pairs, n_queries)
+    with_negatives = corpus.training_pairs_with_negatives(project.db)
+    decision = decide(arms, intervals, skipped, gate, with_negatives, n_queries)
     return GateReport(
-        verdict,
-        reasons,
+        decision.verdict,
+        decision.reasons,
         hints(arms, gate.k, [q.text for q in corpus.judged_queries(project.db, "gate")]),
         n_queries,
         gate.k,
         arms,
         skipped,
-        {**settings, "training_pairs": pairs},
+        {**settings, "training_pairs": pairs, "training_pairs_with_negatives": with_negatives},
+        rule=decision.rule,
+        intervals=intervals,
     )
+
+
+def _rates(ctx: _Context) -> Rates:
+    """This machine's encode rates for the base model (uncached; measured once per model, then taken from the
+    previous gate run so a re-run encodes nothing) and the latencies the arms measured now."""
+    passage_seconds, query_seconds = _encode_rates(ctx)
+    expansion = ctx.seconds.get("expansion")
+    candidates = _candidate_rates(ctx)
+    return Rates(
+        passage_seconds=passage_seconds,
+        query_seconds=query_seconds,
+        model_seconds={name: candidates[e.fingerprint]["passage"] for name, e in ctx.encoders.items()},
+        rerank_seconds=ctx.seconds.get("rerank"),
+        expansion_seconds=None if expansion is None else expansion + query_seconds,
+        bm25_seconds=ctx.seconds.get("bm25"),
+    )
+
+
+def _encode_rates(ctx: _Context) -> tuple[float, float]:
+    known = _known_rates(ctx).get(ctx.encoder.fingerprint)
+    if known:
+        return float(known["passage"]), float(known["query"])
+    return (
+        ctx.encoder.seconds_per_text(ctx.chunk_texts, "document"),
+        ctx.encoder.seconds_per_text(ctx.query_texts, "query"),
+    )
+
+
+def _known_rates(ctx: _Context) -> dict[str, dict[str, float]]:
+    """Encode rates the previous gate run measured, by model fingerprint."""
+    latest = runs.latest_result(ctx.project.db, "gate")
+    return dict(latest[1].get("settings", {}).get("encode_seconds", {})) if latest else {}
+
+
+def _candidate_rates(ctx: _Context) -> dict[str, dict[str, float]]:
+    known = _known_rates(ctx)
+    out = {}
+    for encoder in ctx.encoders.values():
+        out[encoder.fingerprint] = known.get(encoder.fingerprint) or {
+            "passage": encoder.seconds_per_text(ctx.chunk_texts, "document"),
+            "query": encoder.seconds_per_text(ctx.query_texts, "query"),
+        }
+    return out
+
+
+def _price(project: Project, report: GateReport, rates: Rates, corpus_chunks: int) -> None:
+    """Each arm's cost beside its measured gain over the base (a paired bootstrap interval), and fine-tuning's."""
+    key = f"recall@{report.k}"
+    base = next(a for a in report.arms if a.name == "base")
+    samples = project.config.gate.bootstrap_samples
+    for arm in report.arms:
+        diffs = [arm.per_query[q][key] - base.per_query[q][key] for q in base.per_query]
+        low, high = bootstrap_ci(diffs, n_samples=samples, seed=project.config.seed)
+        gain = arm.metrics[key] - base.metrics[key]
+        arm.cost = arm_cost(arm.name, gain, (low, high), rates, arm.chunks or corpus_chunks, corpus_chunks)
+    training = project.config.training
+    rows = report.settings["training_pairs"]
+    texts_per_row = 3 if training.hard_negatives and report.settings["training_pairs_with_negatives"] else 2
+    report.fine_tune_cost = fine_tune_cost(
+        rates, rows, texts_per_row, training.batch_size, training.epochs, corpus_chunks
+    )
+    report.reasons += _switch_notes(report)
+
+
+def _switch_notes(report: GateReport) -> list[str]:
+    """A candidate base model that beats the base for sure is cheaper than fine-tuning: say so."""
+    notes = []
+    for arm in report.arms:
+        if not arm.name.startswith("model:") or arm.cost is None or arm.cost.gain_ci[0] <= 0:
+            continue
+        low, high = arm.cost.gain_ci
+        notes.append(
+            f"switching the base model to {arm.name[6:]} lifts Recall@{report.k} by {arm.cost.gain:+.3f} "
+            f"[{low:+.3f}, {high:+.3f}] for {arm.cost.note} — no training, no labelled pairs: try it before "
+            "fine-tuning (set base_model: in project.yaml and re-run the gate)"
+        )
+    return notes
 
 
 def _save(project: Project, run_id: int, report: GateReport) -> None:

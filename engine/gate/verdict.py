@@ -1,147 +1,256 @@
-"""The guide's rules, applied to measured arms: STOP, FINE_TUNE, GREY, COLLECT_MORE or INCOMPLETE.
+"""The guide's rules, applied to measured arms: one table (RULES), tried in order, the first that fires decides.
 
-Rules (../shared/reference/fine-tuning-embeddings.txt, thresholds from project.yaml `gate:`):
-- any cheap arm (re-ranking alone or with the other fixes) at or above stop_recall -> STOP: retrieval is good enough;
-- every arm, re-ranking and expansion and re-chunking included, below finetune_recall -> fine-tuning has a real
-  signal: FINE_TUNE with at least min_pairs training pairs (flagged reliable from reliable_pairs), else COLLECT_MORE;
-- in between -> GREY;
-- a re-ranker that scores below the plain dense order and loses at least twice the queries it wins measures a weak
-  cross-encoder, not re-ranking: the fine-tune rule is not applied on it (INCOMPLETE, saying how to get a better one);
-- a rule that needs an arm which could not run is not applied: INCOMPLETE, saying how to supply the arm.
+Source: ../shared/reference/fine-tuning-embeddings.txt — "Run 30 representative queries. If reranking improves
+Recall@5 above 80% on domain-specific queries, stop — your retrieval is good enough. If reranking still leaves
+Recall@5 below 70% on domain queries after adjusting chunking and query expansion, fine-tuning has a real signal",
+and "Minimum 1,000 query-document pairs with hard negatives. 5,000+ for reliable results". Thresholds come from
+project.yaml `gate:`. Every interval here is the arms' simultaneous 95% interval (engine.retrieval.metrics.
+simultaneous_cis), so picking the best of several arms on the same queries does not flatter the verdict.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from engine.config import GateConfig
 
-NEEDED_FOR_FINE_TUNE = ("rerank", "expansion", "chunking")
+FIXES = ("rerank", "expansion", "chunking")  # the cheaper fixes the fine-tune rule needs measured first
+SELECTION = "simultaneous bootstrap band (max |deviation| over the arms compared, queries resampled jointly)"
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    verdict: str
+    when: str
+
+
+# Tried top to bottom; the README prints this table (and a test checks it matches).
+RULES: tuple[Rule, ...] = (
+    Rule("too_few_queries", "COLLECT_MORE", "fewer than gate.min_queries (30) judged gate queries"),
+    Rule("stop", "STOP", "a re-ranking arm's Recall@k is above stop_recall (0.80), its interval's lower bound too"),
+    Rule("stop_uncertain", "GREY", "a re-ranking arm is above stop_recall but its interval's lower bound is not"),
+    Rule("fast_changing", "STOP", "gate.content is fast_changing: the guide says not to fine-tune such content"),
+    Rule("rerank_missing", "INCOMPLETE", "no re-ranking arm ran (none available, or not asked for)"),
+    Rule("between", "GREY", "the best arm measured reaches finetune_recall (0.70) but not STOP"),
+    Rule("weak_reranker", "INCOMPLETE", "below 0.70, but the re-ranker loses to the plain dense order"),
+    Rule("fixes_missing", "INCOMPLETE", "below 0.70, but expansion or chunking was not measured"),
+    Rule("fine_tune_uncertain", "GREY", "the best fix is below 0.70 but its interval's upper bound is not"),
+    Rule(
+        "too_few_pairs",
+        "COLLECT_MORE",
+        "below 0.70 for sure, but fewer than min_pairs (1,000) pairs with hard negatives",
+    ),
+    Rule("fine_tune", "FINE_TUNE", "below 0.70 for sure after every fix, with ≥ 1,000 pairs with hard negatives"),
+)
+RULE_BY_ID = {rule.id: rule for rule in RULES}
 
 
 class ArmLike(Protocol):
     name: str
     metrics: dict[str, float]
-    recall_ci: tuple[float, float]
     wins: list[str]
     losses: list[str]
 
 
+@dataclass
+class Decision:
+    verdict: str
+    rule: str
+    reasons: list[str] = field(default_factory=list)
+
+
+def family(name: str) -> str:
+    """Which fix an arm measures: 'rerank' for any re-ranked arm, else its first word (chunking:para → chunking)."""
+    return "rerank" if "rerank" in name else name.split(":")[0].split("+")[0]
+
+
 def decide(
-    arms: list[ArmLike], skipped: dict[str, str], gate: GateConfig, pairs: int, n_queries: int
-) -> tuple[str, list[str]]:
-    key = f"recall@{gate.k}"
-    best = max(arms, key=lambda a: a.metrics[key])
-    reasons = _sample_size_warnings(n_queries, gate)
-    stop = [a for a in arms if a.metrics[key] >= gate.stop_recall]
-    if stop:
-        winner = max(stop, key=lambda a: a.metrics[key])
-        reasons.append(
-            f"{winner.name} reaches Recall@{gate.k} {winner.metrics[key]:.3f} ≥ {gate.stop_recall:.2f}: "
-            f"retrieval is good enough; ship {winner.name} instead of fine-tuning"
-        )
-        reasons += _interval_note(winner, gate.stop_recall, gate.k, "stop")
-        return "STOP", reasons
-    if "rerank" in skipped:
-        reasons.append(
-            f"cannot apply the stop rule (re-ranking ≥ {gate.stop_recall:.2f}) nor the fine-tune rule "
-            f"(< {gate.finetune_recall:.2f} even after re-ranking): the re-ranking arm could not run — "
-            f"{skipped['rerank']}"
-        )
-        reasons.append(f"best arm that ran: {best.name}, Recall@{gate.k} {best.metrics[key]:.3f}")
-        return "INCOMPLETE", reasons
-    weak = _weak_reranker(arms, key)
-    if weak:
-        reasons.append(weak)
-    if best.metrics[key] < gate.finetune_recall:
-        missing = {**skipped, "rerank": weak} if weak else skipped
-        return _below_finetune(best, missing, gate, pairs, reasons)
-    reasons.append(
-        f"best arm {best.name} reaches Recall@{gate.k} {best.metrics[key]:.3f}, between "
-        f"{gate.finetune_recall:.2f} and {gate.stop_recall:.2f}: the cheaper fixes help but do not "
-        f"settle it; adopt {best.name}, try a stronger cross-encoder or more expansions, and re-run the "
-        "gate"
+    arms: list[ArmLike],
+    intervals: Mapping[str, tuple[float, float]],
+    skipped: Mapping[str, str],
+    gate: GateConfig,
+    pairs_with_negatives: int,
+    n_queries: int,
+) -> Decision:
+    """The verdict on measured arms. `intervals`: each arm's simultaneous interval for Recall@k; `skipped`: arms
+    that did not run, with why; `pairs_with_negatives`: training pairs whose query has a hard negative."""
+    checks = (_too_few_queries, _stop, _fast_changing, _rerank_missing, _between, _weak_reranker, _fixes_missing)
+    context = _Context(arms, intervals, skipped, gate, pairs_with_negatives, n_queries)
+    for check in checks:
+        decision = check(context)
+        if decision is not None:
+            return decision
+    return _below(context)
+
+
+@dataclass
+class _Context:
+    arms: list[ArmLike]
+    intervals: Mapping[str, tuple[float, float]]
+    skipped: Mapping[str, str]
+    gate: GateConfig
+    pairs: int
+    n_queries: int
+
+    @property
+    def key(self) -> str:
+        return f"recall@{self.gate.k}"
+
+    def recall(self, arm: ArmLike) -> float:
+        return arm.metrics[self.key]
+
+    def best(self, arms: list[ArmLike]) -> ArmLike:
+        return max(arms, key=self.recall)
+
+    def describe(self, arm: ArmLike) -> str:
+        low, high = self.intervals[arm.name]
+        return f"{arm.name}: Recall@{self.gate.k} {self.recall(arm):.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _fired(rule: str, *reasons: str) -> Decision:
+    return Decision(RULE_BY_ID[rule].verdict, rule, list(reasons))
+
+
+def _too_few_queries(c: _Context) -> Decision | None:
+    if c.n_queries >= c.gate.min_queries:
+        return None
+    return _fired(
+        "too_few_queries",
+        f"only {c.n_queries} judged gate queries: the guide asks for {c.gate.min_queries} representative ones; "
+        f"add {c.gate.min_queries - c.n_queries} more (`embtune import DIR --queries FILE --tag gate`) and re-run",
     )
-    reasons += _interval_note(best, gate.stop_recall, gate.k, "stop")
-    reasons += _interval_note(best, gate.finetune_recall, gate.k, "fine-tune")
-    return "GREY", reasons
 
 
-def _below_finetune(
-    best: ArmLike, skipped: dict[str, str], gate: GateConfig, pairs: int, reasons: list[str]
-) -> tuple[str, list[str]]:
-    key = f"recall@{gate.k}"
-    missing = [name for name in NEEDED_FOR_FINE_TUNE if name in skipped]
-    if missing:
-        reasons.append(
-            f"every arm that ran stays below {gate.finetune_recall:.2f} (best {best.name}: "
-            f"{best.metrics[key]:.3f}), but the fine-tune rule needs these cheaper fixes measured first: "
-            + "; ".join(f"{m} — {skipped[m]}" for m in missing)
+def _stop(c: _Context) -> Decision | None:
+    above = [a for a in c.arms if family(a.name) == "rerank" and c.recall(a) > c.gate.stop_recall]
+    if not above:
+        return None
+    best = c.best(above)
+    low = c.intervals[best.name][0]
+    if low > c.gate.stop_recall:
+        return _fired(
+            "stop",
+            f"re-ranking lifts Recall@{c.gate.k} above {c.gate.stop_recall:.2f} ({c.describe(best)}): retrieval is "
+            f"good enough; ship {best.name} instead of fine-tuning",
         )
-        return "INCOMPLETE", reasons
-    reasons.append(
-        f"even the best cheap fix ({best.name}) reaches only Recall@{gate.k} {best.metrics[key]:.3f} "
-        f"< {gate.finetune_recall:.2f}: fine-tuning has a real signal"
+    return _fired(
+        "stop_uncertain",
+        f"{c.describe(best)} is above {c.gate.stop_recall:.2f}, but the interval's lower bound {low:.3f} is not: "
+        "more gate queries would settle whether re-ranking is enough",
     )
-    reasons += _interval_note(best, gate.finetune_recall, gate.k, "fine-tune")
-    if pairs < gate.min_pairs:
-        reasons.append(
-            f"but the project holds {pairs:,} training pairs, fewer than {gate.min_pairs:,}: collect more first"
-        )
-        return "COLLECT_MORE", reasons
-    if pairs >= gate.reliable_pairs:
-        reasons.append(f"{pairs:,} training pairs (≥ {gate.reliable_pairs:,}): reliable")
-    else:
-        reasons.append(
-            f"{pairs:,} training pairs: enough to start (≥ {gate.min_pairs:,}); results become reliable "
-            f"from {gate.reliable_pairs:,}"
-        )
-    return "FINE_TUNE", reasons
 
 
-def _weak_reranker(arms: list[ArmLike], key: str) -> str | None:
+def _fast_changing(c: _Context) -> Decision | None:
+    if c.gate.content != "fast_changing":
+        return None
+    best = c.best(c.arms)
+    return _fired(
+        "fast_changing",
+        "project.yaml says the content changes fast (gate.content: fast_changing): a tuned model goes stale faster "
+        "than it can be retrained, so the guide advises against fine-tuning",
+        f"keep the cheap fixes current instead: the best measured is {c.describe(best)}",
+    )
+
+
+def _rerank_missing(c: _Context) -> Decision | None:
+    if any(family(a.name) == "rerank" for a in c.arms):
+        return None
+    why = c.skipped.get("rerank", "not asked for (--arms)")
+    best = c.best(c.arms)
+    return _fired(
+        "rerank_missing",
+        f"neither the stop rule (re-ranking above {c.gate.stop_recall:.2f}) nor the fine-tune rule (below "
+        f"{c.gate.finetune_recall:.2f} after re-ranking) can be applied: the re-ranking arm did not run — {why}",
+        f"best arm that ran: {c.describe(best)}",
+    )
+
+
+def _between(c: _Context) -> Decision | None:
+    best = c.best(c.arms)
+    if c.recall(best) < c.gate.finetune_recall:
+        return None
+    reasons = [
+        f"best arm {c.describe(best)} is between {c.gate.finetune_recall:.2f} and {c.gate.stop_recall:.2f} (or "
+        f"above it without re-ranking): the cheaper fixes help but do not settle it; adopt {best.name}, try a "
+        "stronger cross-encoder or more expansions, and re-run the gate"
+    ]
+    weak = _weak_reason(c)
+    return _fired("between", *reasons, *([weak] if weak else []))
+
+
+def _weak_reranker(c: _Context) -> Decision | None:
+    weak = _weak_reason(c)
+    return _fired("weak_reranker", weak) if weak else None
+
+
+def _weak_reason(c: _Context) -> str | None:
     """Why the re-ranking arm measures a weak cross-encoder rather than re-ranking, or None.
 
     A re-ranker that loses at least twice as many queries as it wins against the plain dense order, and scores
-    lower, is not evidence that re-ranking fails: a stronger cross-encoder may still settle the question. So the
-    fine-tune rule, which needs re-ranking measured first, is not applied on its figure.
-    """
-    by_name = {a.name: a for a in arms}
+    lower, is not evidence that re-ranking fails: a stronger cross-encoder may still settle the question."""
+    by_name = {a.name: a for a in c.arms}
     rerank, base = by_name.get("rerank"), by_name.get("base")
     if rerank is None or base is None:
         return None
     wins, losses = len(rerank.wins), len(rerank.losses)
-    if rerank.metrics[key] >= base.metrics[key] or losses < max(3, 2 * wins):
+    if c.recall(rerank) >= c.recall(base) or losses < max(3, 2 * wins):
         return None
     return (
         f"the re-ranker is weaker than no re-ranking: it loses {losses} queries and wins {wins} against the "
-        f"base order ({key} {rerank.metrics[key]:.3f} vs {base.metrics[key]:.3f}), so it measures this "
+        f"base order ({c.key} {c.recall(rerank):.3f} vs {c.recall(base):.3f}), so it measures this "
         "cross-encoder, not re-ranking; set 'reranker:' in project.yaml to a stronger local cross-encoder or "
         "train longer (`embtune reranker train DIR --epochs 3`) and re-run the gate"
     )
 
 
-def _sample_size_warnings(n_queries: int, gate: GateConfig) -> list[str]:
-    if n_queries >= gate.min_queries:
-        return []
-    return [
-        f"only {n_queries} gate queries (the guide asks for ~{gate.min_queries}+ representative ones): "
-        f"the figures below are noisy"
-    ]
+def _fixes_missing(c: _Context) -> Decision | None:
+    measured = {family(a.name) for a in c.arms}
+    missing = [f for f in FIXES if f not in measured]
+    if not missing:
+        return None
+    return _fired(
+        "fixes_missing",
+        f"every arm that ran stays below {c.gate.finetune_recall:.2f} (best {c.describe(c.best(c.arms))}), but "
+        "the guide fine-tunes only after chunking and query expansion were adjusted too: "
+        + "; ".join(f"{m} — {c.skipped.get(m, 'not asked for (--arms)')}" for m in missing),
+    )
 
 
-def _interval_note(arm: ArmLike, threshold: float, k: int, rule: str) -> list[str]:
-    low, high = arm.recall_ci
-    if low < threshold <= high:
-        return [
-            f"{arm.name}'s 95% interval for Recall@{k} [{low:.3f}, {high:.3f}] spans the {rule} threshold "
-            f"{threshold:.2f}: more gate queries would settle it"
-        ]
-    return []
+def _below(c: _Context) -> Decision:
+    fixes = [a for a in c.arms if a.name != "base"]
+    best = c.best(fixes)
+    high = c.intervals[best.name][1]
+    if high >= c.gate.finetune_recall:
+        return _fired(
+            "fine_tune_uncertain",
+            f"the best fix {c.describe(best)} is below {c.gate.finetune_recall:.2f}, but its interval's upper "
+            f"bound {high:.3f} is not: more gate queries would settle whether fine-tuning has a real signal",
+        )
+    signal = (
+        f"even the best cheap fix ({c.describe(best)}) stays below {c.gate.finetune_recall:.2f}, interval "
+        "included: fine-tuning has a real signal"
+    )
+    if c.pairs < c.gate.min_pairs:
+        return _fired(
+            "too_few_pairs",
+            signal,
+            f"but only {c.pairs:,} training pairs have hard negatives, fewer than the guide's {c.gate.min_pairs:,}: "
+            "collect more pairs (and run `embtune mine`) before fine-tuning",
+        )
+    size = (
+        f"{c.pairs:,} training pairs with hard negatives (≥ {c.gate.reliable_pairs:,}): reliable"
+        if c.pairs >= c.gate.reliable_pairs
+        else f"{c.pairs:,} training pairs with hard negatives: enough to start (≥ {c.gate.min_pairs:,}); results "
+        f"become reliable from {c.gate.reliable_pairs:,}"
+    )
+    return _fired("fine_tune", signal, size)
 
 
 def hints(arms: list[ArmLike], k: int, gate_queries: list[str]) -> list[str]:
-    """The guide's diagnosis table, each row shown when the measurements point at it (`gate_queries`: the
+    """The guide's diagnosis table, each row shown only when the measurements point at it (`gate_queries`: the
     texts of the judged gate queries, passed in so this module stays pure)."""
     key = f"recall@{k}"
     by_name = {a.name: a for a in arms}
@@ -171,10 +280,6 @@ def hints(arms: list[ArmLike], k: int, gate_queries: list[str]) -> list[str]:
             "Multilingual terminology: try bge-m3 or multilingual-e5 as base_model; fine-tune them if the "
             "terminology is domain-specific"
         )
-    out.append(
-        "Rapidly changing terminology (new products, codes, regulations every few months): don't fine-tune; "
-        "keep expansions and the re-ranker current instead"
-    )
     return out
 
 

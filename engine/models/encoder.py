@@ -8,6 +8,7 @@ run keeps what it encoded.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -91,6 +92,16 @@ class Encoder:
     @property
     def dimension(self) -> int:
         return int(self.model.get_embedding_dimension())
+
+    def seconds_per_text(self, texts: Sequence[str], role: Role, sample: int = 64) -> float:
+        """Encoding time per text on this machine, uncached (the gate prices re-embedding with it)."""
+        picked = list(texts[:sample])
+        if not picked:
+            return 0.0
+        self._encode_block(picked[:2], role)  # warm-up: first-call allocations are not the rate
+        started = time.perf_counter()
+        self._encode_block(picked, role)
+        return (time.perf_counter() - started) / len(picked)
 
     def _encode_block(self, texts: list[str], role: Role) -> np.ndarray:
         self.model.max_seq_length = self.max_seq_length

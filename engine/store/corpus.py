@@ -119,6 +119,15 @@ def training_pair_count(db: Database) -> int:
     return int(db.execute(sql).fetchone()[0])
 
 
+def training_pairs_with_negatives(db: Database) -> int:
+    """Train pairs (not rejected) whose query has a usable hard negative: what the guide's 1,000 counts."""
+    sql = (
+        "SELECT count(*) FROM pairs p WHERE p.split = 'train' AND p.label != 'rejected' AND EXISTS "
+        "(SELECT 1 FROM negatives n WHERE n.query_id = p.query_id AND n.label NOT IN ('rejected', 'false_negative'))"
+    )
+    return int(db.execute(sql).fetchone()[0])
+
+
 @dataclass(frozen=True)
 class TrainingPair:
     query_id: str

@@ -436,3 +436,34 @@ def test_parity_on_random_rankings() -> None:
     for key in PARITY_KEYS:
         name, k = key.split("@")
         assert means[key] == pytest.approx(st_scores[f"{name}@k"][int(k)], abs=1e-12), key
+
+
+def test_simultaneous_intervals_are_wider_than_one_arms_and_cover_the_picked_arm() -> None:
+    """Nine arms with the same true recall 0.6 on 40 queries: the best-looking one's own interval misses 0.6 far
+    more often than 5%; the simultaneous band keeps the picked arm's coverage at ≥ 95%."""
+    from engine.retrieval.metrics import bootstrap_ci, simultaneous_cis
+
+    rng = np.random.default_rng(7)
+    own_misses = band_misses = 0
+    trials = 200
+    for trial in range(trials):
+        arms = {f"arm{i}": (rng.random(40) < 0.6).astype(float) for i in range(9)}
+        best = max(arms, key=lambda name: arms[name].mean())
+        own = bootstrap_ci(arms[best], n_samples=300, seed=trial)
+        band = simultaneous_cis(arms, n_samples=300, seed=trial)[best]
+        assert band[1] - band[0] > own[1] - own[0]  # the selected arm's interval is wider than a single arm's
+        own_misses += not own[0] <= 0.6 <= own[1]
+        band_misses += not band[0] <= 0.6 <= band[1]
+    assert band_misses / trials <= 0.05
+    assert own_misses / trials > 0.1  # the winner's curse the band corrects
+
+
+def test_simultaneous_intervals_of_one_arm_match_a_symmetric_bootstrap() -> None:
+    from engine.retrieval.metrics import simultaneous_cis
+
+    values = [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0]
+    low, high = simultaneous_cis({"only": values}, n_samples=2000)["only"]
+    assert low < 0.625 < high
+    assert high - 0.625 == pytest.approx(0.625 - low)
+    with pytest.raises(ValueError, match="confidence"):
+        simultaneous_cis({"only": values}, confidence=1.5)

@@ -10,6 +10,7 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import DataTable, Static
 
+from engine.gate.costs import cost_lines, short_cost
 from engine.gate.results import GateResult, QueryOutcome
 from tui.screens.gate.drilldown import LOSS, WIN, Changes, expected_text, rank_text, short_arm
 
@@ -41,6 +42,7 @@ class GateSummary(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("", id="verdict", markup=False)
         yield Static("", id="reasons", markup=False)
+        yield Static("", id="costs", markup=False)
         yield Static("", id="skipped")
         yield Static("", id="hints")
 
@@ -50,7 +52,11 @@ class GateSummary(Vertical):
         verdict.update(banner_text(result.verdict))
         for name in VERDICTS:
             verdict.set_class(name == result.verdict, f"-{name.lower().replace('_', '-')}")
-        self.query_one("#reasons", Static).update("\n".join(f"• {reason}" for reason in report["reasons"]))
+        rule = [f"rule: {report['rule']}"] if report.get("rule") else []
+        self.query_one("#reasons", Static).update("\n".join(f"• {line}" for line in [*rule, *report["reasons"]]))
+        costs = cost_lines(report)
+        self.query_one("#costs", Static).update("\n".join(["Cost of each fix", *(f"  {line}" for line in costs)]))
+        self.query_one("#costs", Static).display = bool(costs)
         skipped = self.query_one("#skipped", Static)
         skipped.update(
             Content("\n").join(
@@ -84,10 +90,17 @@ class MetricsTable(DataTable[Any]):
         k = result.k
         metrics = [*METRICS, *([(f"recall@{k}", f"R@{k}")] if k not in (1, 5, 10) else [])]
         self.add_columns(
-            "arm", *(label for _, label in metrics), f"R@{k} 95% CI", "wins", "losses", "re-ranker", "what it measures"
+            "arm",
+            *(label for _, label in metrics),
+            f"R@{k} 95% CI*",
+            "wins",
+            "losses",
+            "cost",
+            "re-ranker",
+            "what it measures",
         )
-        for arm in result.arms:
-            low, high = arm[f"recall@{k}_ci"]
+        for arm in result.arms:  # * simultaneous over the arms: what the verdict's rules read
+            low, high = arm.get(f"recall@{k}_ci_simultaneous", arm[f"recall@{k}_ci"])
             base = arm["name"] == "base"
             self.add_row(
                 Text(arm["name"]),
@@ -95,6 +108,7 @@ class MetricsTable(DataTable[Any]):
                 Text(f"{low:.3f}–{high:.3f}"),
                 Text("" if base else str(len(arm["wins"])), justify="right"),
                 Text("" if base else str(len(arm["losses"])), justify="right"),
+                Text(short_cost(arm.get("cost"))),
                 Text(arm.get("reranker") or ""),
                 Text(arm.get("description", "")),
                 key=arm["name"],

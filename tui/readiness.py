@@ -58,7 +58,10 @@ def _corpus(counts: dict[str, Any]) -> Stage:
 def _gate(counts: dict[str, Any], gate: Thresholds) -> Stage:
     judged, total = counts["judged_queries"]["gate"], counts["queries"]["gate"]
     name, need = "Gate queries", gate.min_queries
-    unjudged = f" · {total - judged:,} without judgments" if total > judged else ""
+    excluded = counts.get("queries_excluded_by_review", {}).get("gate", 0)
+    unjudged = f" · {total - judged - excluded:,} without judgments" if total > judged + excluded else ""
+    if excluded:  # review rejected every judgment of these: the gate no longer uses them
+        unjudged += f" · {excluded:,} excluded by review"
     if judged >= need:
         return Stage(name, f"{judged:,} (≥ {need:,}){unjudged}", State.OK)
     if judged:

@@ -77,6 +77,7 @@ class GateReport:
     rule: str = ""  # the id of the rule that fired (engine.gate.verdict.RULES)
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # simultaneous, per arm
     fine_tune_cost: Cost | None = None
+    queries_excluded: list[dict[str, str]] = field(default_factory=list)  # gate queries left out, with why
 
     def to_json(self) -> dict[str, Any]:
         """The `embtune gate --json` contract."""
@@ -102,6 +103,7 @@ class GateReport:
             "rule": self.rule,
             "selection": {"method": SELECTION, "arms": len(self.arms), "confidence": 0.95},
             "n_queries": self.n_queries,
+            "queries_excluded": self.queries_excluded,
             "k": self.k,
             "reasons": self.reasons,
             "hints": self.hints,
@@ -190,6 +192,7 @@ def run_gate(
         }
         report = _report(project, results, skipped, len(queries), settings)
         _price(project, report, rates, len(chunk_texts))
+        _note_excluded(project, report)
     except BaseException as e:
         status = "cancelled" if isinstance(e, InterruptedError) and is_cancelled() else "failed"
         runs.fail_run(project.db, run_id, f"{type(e).__name__}: {e}", status)
@@ -564,6 +567,18 @@ def _price(project: Project, report: GateReport, rates: Rates, corpus_chunks: in
         rates, rows, texts_per_row, training.batch_size, training.epochs, corpus_chunks
     )
     report.reasons += _switch_notes(report)
+
+
+def _note_excluded(project: Project, report: GateReport) -> None:
+    excluded = corpus.excluded_queries(project.db, "gate")
+    report.queries_excluded = [{"id": qid, "reason": why} for qid, why in excluded]
+    if excluded:
+        report.reasons.append(
+            f"{len(excluded)} gate queries left out ({', '.join(q for q, _ in excluded[:5])}"
+            f"{', …' if len(excluded) > 5 else ''}): {excluded[0][1]}"
+            + (" and others" if len({w for _, w in excluded}) > 1 else "")
+            + "; review the gate pairs with the Review screen's split filter to restore them"
+        )
 
 
 def _switch_notes(report: GateReport) -> list[str]:

@@ -72,6 +72,21 @@ def judged_queries(db: Database, split: str) -> list[JudgedQuery]:
     return [JudgedQuery(qid, text, frozenset(docs)) for qid, (text, docs) in grouped.items()]
 
 
+def excluded_queries(db: Database, split: str) -> list[tuple[str, str]]:
+    """(id, why) of the split's queries that judged_queries leaves out: every judgment rejected in review, or none
+    imported. A gate or evaluation that silently shrank would change its figures unannounced."""
+    rows = db.execute(
+        "SELECT q.id, count(p.id), sum(p.label = 'rejected') FROM queries q LEFT JOIN pairs p ON p.query_id = q.id "
+        "WHERE q.split = ? GROUP BY q.id HAVING count(p.id) = 0 OR count(p.id) = sum(p.label = 'rejected') "
+        "ORDER BY q.id",
+        [split],
+    )
+    return [
+        (qid, "no judgments imported" if not judged else f"all {judged} judgment(s) rejected in review")
+        for qid, judged, _ in rows
+    ]
+
+
 def queries_by_id(db: Database, ids: Sequence[str]) -> dict[str, JudgedQuery]:
     """Queries with their current judgments (an empty set when all were rejected); unknown ids are left out."""
     out: dict[str, tuple[str, set[str]]] = {}

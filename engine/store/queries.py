@@ -28,8 +28,12 @@ def status_counts(db: Database) -> dict[str, Any]:
     counts["chunks_by_strategy"] = _by(db, "chunks", "strategy")
     counts["reviewed"] = _by(db, "pairs", "label")
     counts["texts"] = _count(db, "SELECT count(*) FROM texts")
-    counts["judged_queries"] = {
-        split: _count(db, "SELECT count(DISTINCT query_id) FROM pairs WHERE split = ?", [split]) for split in SPLITS
+    # What the gate and evaluation use: queries with a judgment review has not rejected.
+    judged_sql = "SELECT count(DISTINCT query_id) FROM pairs WHERE split = ? AND label != 'rejected'"
+    counts["judged_queries"] = {split: _count(db, judged_sql, [split]) for split in SPLITS}
+    any_sql = "SELECT count(DISTINCT query_id) FROM pairs WHERE split = ?"
+    counts["queries_excluded_by_review"] = {
+        split: _count(db, any_sql, [split]) - counts["judged_queries"][split] for split in SPLITS
     }
     return counts
 

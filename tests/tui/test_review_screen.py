@@ -26,14 +26,24 @@ from tui.screens.review.screen import ReviewScreen
 
 SIZE = (120, 40)
 ME = "tester"
-PAIRS = 92  # tests.projects.make_project: 80 train pairs and 12 gate pairs
+PAIRS = 80  # tests.review_data.review_project: 80 train pairs (no gate pairs unless asked)
 
 
 @pytest.fixture
 def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """80 train pairs and 4 negatives: the queue the screen opens on (the train split)."""
+    monkeypatch.setenv("EMBTUNE_REVIEWER", ME)
+    project = review_project(tmp_path, n_gate=0)
+    add_negatives(project, [0.3, None, 0.01, 0.2])
+    project.close()
+    return project.root
+
+
+@pytest.fixture
+def root_with_gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The same plus 12 gate pairs (imported first: ids 1-12), which the queue shows only when filtered to."""
     monkeypatch.setenv("EMBTUNE_REVIEWER", ME)
     project = review_project(tmp_path)
-    add_negatives(project, [0.3, None, 0.01, 0.2])
     project.close()
     return project.root
 
@@ -97,7 +107,7 @@ async def test_v_opens_the_queue_with_the_first_pair_its_texts_and_the_counter(r
         screen = await open_review(pilot)
         assert shown(screen) == ("pair", 1)
         assert len(screen.queue.rows) == PAIRS
-        assert "when do we use subrogation" in text(screen, "#item-query")
+        assert "question 0 about subrogation handling" in text(screen, "#item-query")
         assert "The subrogation rule" in text(screen, "#item-passage")
         assert text(screen, "#review-counter") == f"0 / {PAIRS} reviewed · 0 today ({ME})"
         assert not screen.query_one("#item-negative").display
@@ -192,7 +202,7 @@ async def test_slash_finds_text_in_query_or_passage_and_escape_clears_it(root: P
         await pilot.press(*"salvage", "enter")
         await settle(pilot)
         assert not find.display
-        assert len(screen.queue.rows) == 3  # one gate and two train queries about salvage
+        assert len(screen.queue.rows) == 2  # the two train queries about salvage
         assert all("salvage" in row.snippet for row in screen.queue.rows)
         assert screen.item is not None
         assert "salvage" in screen.item.query
@@ -214,7 +224,8 @@ async def test_slash_finds_text_in_query_or_passage_and_escape_clears_it(root: P
     assert list(labels(root).values()).count("accepted") == 1
 
 
-async def test_f_filters_by_label_source_and_split(root: Path) -> None:
+async def test_f_filters_by_label_source_and_split(root_with_gate: Path) -> None:
+    root = root_with_gate
     project = store(root)
     review.bulk_decide(project, "pair", [(3, None), (20, None)], "accept", "someone")
     project.close()
@@ -226,7 +237,7 @@ async def test_f_filters_by_label_source_and_split(root: Path) -> None:
         dialog.query_one("#filter-label", Select).value = "accepted"
         await pilot.press("ctrl+s")
         await settle(pilot)
-        assert [r.id for r in screen.queue.rows] == [3, 20]
+        assert [r.id for r in screen.queue.rows] == [20]  # 3 is a gate pair: the split filter starts at train
         assert "label accepted" in str(screen.query_one("#review-title", Static).render())
         await pilot.press("f")
         dialog = pilot.app.screen
@@ -240,7 +251,7 @@ async def test_f_filters_by_label_source_and_split(root: Path) -> None:
         await pilot.press("f", "escape")  # cancelled: the filter stays
         await settle(pilot)
         assert len(screen.queue.rows) == 12
-        await pilot.press("escape")  # clears the filters
+        await pilot.press("escape")  # back to the default filter: the train split
         await settle(pilot)
         assert len(screen.queue.rows) == PAIRS
         await pilot.press("escape")  # and then goes home

@@ -227,3 +227,21 @@ def test_a_candidate_base_model_is_measured_and_priced_like_an_arm(
     assert candidate.cost.compute_seconds > 0  # re-embedding the corpus with it, at its own measured rate
     assert "re-embedding 40 chunks with it" in candidate.cost.note
     assert tuned_model.name in candidate.description
+
+
+def test_gate_queries_rejected_in_review_are_named_not_silently_dropped(
+    tmp_path: Path, tiny_embedder_path: Path
+) -> None:
+    from engine.data.review import decide, queue
+    from engine.store.review import QueueFilter
+
+    project = make_project(tmp_path, tiny_embedder_path)
+    gate_pairs = queue(project, "pair", QueueFilter(split="gate"), limit=2)
+    for row in gate_pairs:
+        decide(project, "pair", row.id, "reject")
+    report = run_gate(project, arms={"base"}).to_json()
+    excluded = {q["id"]: q["reason"] for q in report["queries_excluded"]}
+    assert report["n_queries"] == 12 - len(excluded)
+    assert len(excluded) == 2
+    assert all("rejected in review" in why for why in excluded.values())
+    assert any("2 gate queries left out" in r for r in report["reasons"])

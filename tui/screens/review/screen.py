@@ -55,6 +55,11 @@ def _b(key: str, action: str, description: str, tooltip: str, id: str, show: boo
     return Binding(key, action, description, tooltip=tooltip, id=f"review-{id}", show=show)
 
 
+# The queue opens on training pairs: a review of gate or test pairs changes what the gate and evaluation measure
+# (a rejected judgment drops its query), so it takes an explicit split filter.
+DEFAULT_FILTER = QueueFilter(split="train")
+
+
 class ReviewScreen(Screen[None]):
     BINDING_GROUP_TITLE = "Review"
     AUTO_FOCUS = ""  # nothing takes focus: the screen's keys drive the queue
@@ -121,7 +126,7 @@ class ReviewScreen(Screen[None]):
         super().__init__()
         self.session = session
         self.target: Target = target
-        self.flt = QueueFilter()
+        self.flt = DEFAULT_FILTER
         self.reviewer = review.reviewer_name()
         self.item: Item | None = None
         self.counter: Counter | None = None
@@ -262,7 +267,7 @@ class ReviewScreen(Screen[None]):
         self.detail.show(item, empty=self._empty_text())
 
     def _empty_text(self) -> str:
-        if self.flt != QueueFilter():
+        if self.flt != DEFAULT_FILTER:
             return "No item matches the filter (escape clears it)."
         if self.target == "negative":
             return "No mined negatives yet: mine some first, then triage them here."
@@ -500,7 +505,7 @@ class ReviewScreen(Screen[None]):
         if self.query_one("#find").display:
             return
         self.target = "negative" if self.target == "pair" else "pair"
-        self.flt = QueueFilter()
+        self.flt = DEFAULT_FILTER
         self.queue.clear_marks()
         self.refresh_bindings()
         self.detail.show(None, empty="loading…")
@@ -509,8 +514,8 @@ class ReviewScreen(Screen[None]):
     def action_back(self) -> None:
         if self.query_one("#find").display:
             self._close_find()
-        elif self.flt != QueueFilter():
-            self._refilter(QueueFilter())
+        elif self.flt != DEFAULT_FILTER:
+            self._refilter(DEFAULT_FILTER)
         else:
             self.dismiss(None)
 

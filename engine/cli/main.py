@@ -46,6 +46,7 @@ for command in (
     train.cancel,
     train.resume,
     train.logs,
+    train.merge,
     evaluate.eval_,
     index.index,
     index.search,

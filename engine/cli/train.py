@@ -116,6 +116,7 @@ def _final(as_json: bool, result: dict[str, Any]) -> None:
 @click.option("--no-negatives", is_flag=True, help="Train on pairs only, even when mined negatives exist.")
 @click.option("--launcher", help="Multi-GPU launcher replacing python, e.g. 'torchrun --nproc_per_node 4'.")
 @click.option("--wait", is_flag=True, help="Follow the run and print its outcome when it ends.")
+@click.option("--allow-parallel", is_flag=True, help="Start even while another training run is queued or running.")
 @json_option
 @handles_errors
 def train(
@@ -132,6 +133,7 @@ def train(
     no_negatives: bool,
     launcher: str | None,
     wait: bool,
+    allow_parallel: bool,
     as_json: bool,
 ) -> None:
     """Fine-tune the base model on the reviewed pairs in a detached job (survives closing the terminal)."""
@@ -151,7 +153,9 @@ def train(
         seed=seed,
         hard_negatives=False if no_negatives else None,
     )
-    run_id, plan = start_training(project, settings, launcher=shlex.split(launcher) if launcher else None)
+    run_id, plan = start_training(
+        project, settings, launcher=shlex.split(launcher) if launcher else None, allow_parallel=allow_parallel
+    )
     click.echo(_plan_text(run_id, plan), err=True)
     if not wait:
         emit(
@@ -289,3 +293,40 @@ def logs(directory: Path, run_id: int, tail: int, follow: bool) -> None:
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
+
+
+@click.command()
+@project_dir
+@click.argument("run")
+@click.option(
+    "--alphas",
+    default="0,0.25,0.5,0.75,1",
+    show_default=True,
+    help="Weights of the tuned model: 0 is the base, 1 the run's own model.",
+)
+@json_option
+@handles_errors
+def merge(directory: Path, run: str, alphas: str, as_json: bool) -> None:
+    """Interpolate the base and RUN's weights at each alpha (LM-Cocktail), evaluate every mix on the held-out
+    and general queries, and recommend the best one that does not forget general queries."""
+    from engine.cli._common import ProgressBar
+    from engine.train.merge import merge_run, parse_alphas
+
+    project = open_project(directory)
+    with ProgressBar() as bar:
+        result = merge_run(project, run, parse_alphas(alphas), bar)
+    emit(as_json, result, _merge_text(result))
+
+
+def _merge_text(result: dict[str, Any]) -> str:
+    lines = [f"{'alpha':>5}  {'nDCG@10':>8}  {'general':>8}  model", ""]
+    for p in result["points"]:
+        general = "—" if p["general_ndcg@10"] is None else f"{p['general_ndcg@10']:.4f}"
+        flag = "  regresses on general queries" if p["general_regressing"] else ""
+        star = " ★" if p["alpha"] == result["recommended"] else ""
+        lines.append(f"{p['alpha']:>5.2f}  {p['ndcg@10']:>8.4f}  {general:>8}  {p['model']}{star}{flag}")
+    if result["recommended"] is not None:
+        model = next(p["model"] for p in result["points"] if p["alpha"] == result["recommended"])
+        lines += ["", f"Recommended: alpha {result['recommended']} (model {model}); index it with "
+                  f"`embtune index DIR --model {model}`."]  # fmt: skip
+    return "\n".join(lines)

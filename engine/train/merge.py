@@ -1,0 +1,156 @@
+"""A forgetting guard: interpolate the base and a tuned model's weights, and measure each mix.
+
+LM-Cocktail (Xiao et al. 2023, FlagEmbedding `research/LM_Cocktail`): merging a fine-tuned embedder with its base,
+θ = (1 − α)·θ_base + α·θ_tuned, keeps most of the domain gain while recovering general ability (their report: target
+76.0 → 74.8 while other tasks go 48.5 → 50.0). `embtune merge DIR RUN --alphas …` writes one model per α (α = 0 is
+the base, α = 1 the run's own model), evaluates every one on the held-out domain queries and the general queries,
+and recommends the highest domain score whose general check does not regress. A merged model is a run of kind
+"merge" with a model folder, so evaluation, indexing, search and export use it like any training run.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import EmbtuneError
+from engine.jobs.progress import Progress
+from engine.models.refs import ModelRef, resolve_ref
+from engine.project import Project
+from engine.store import runs
+
+MERGE_KIND = "merge"
+
+
+class MergeError(EmbtuneError):
+    """The models cannot be merged (different architectures, no tuned run, bad alphas)."""
+
+
+@dataclass(frozen=True)
+class MergePoint:
+    alpha: float
+    model: str  # the reference evaluation, indexing and export take: "base", a run id
+    ndcg: float
+    general_ndcg: float | None
+    general_regressing: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "alpha": self.alpha,
+            "ndcg@10": self.ndcg,
+            "general_ndcg@10": self.general_ndcg,
+            "general_regressing": self.general_regressing,
+            "model": self.model,
+        }
+
+
+def parse_alphas(text: str) -> list[float]:
+    try:
+        alphas = sorted({round(float(part), 4) for part in text.split(",") if part.strip()})
+    except ValueError as e:
+        raise MergeError(f"--alphas must be numbers between 0 and 1 separated by commas, got {text!r}") from e
+    if not alphas or any(not 0 <= a <= 1 for a in alphas):
+        raise MergeError(f"--alphas must be numbers between 0 and 1, got {text!r}")
+    return alphas
+
+
+def interpolate(base: str | Path, tuned: str | Path, alpha: float, dest: Path) -> Path:
+    """Write (1 − alpha)·base + alpha·tuned, parameter by parameter, as a SentenceTransformer folder at `dest`.
+
+    Both must be the same architecture (same parameter names and shapes). Integer buffers (position ids) are
+    taken from the tuned model; the tuned model's modules, tokenizer and prompts are kept."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    base_model = SentenceTransformer(str(base), device="cpu")
+    tuned_model = SentenceTransformer(str(tuned), device="cpu")
+    base_state, tuned_state = base_model.state_dict(), tuned_model.state_dict()
+    _check_same_shape(base_state, tuned_state)
+    merged = {
+        name: torch.lerp(base_state[name].to(value.dtype), value, alpha) if value.is_floating_point() else value
+        for name, value in tuned_state.items()
+    }
+    tuned_model.load_state_dict(merged)
+    partial = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)  # our own leftover: the folder is named for this run id
+    tuned_model.save(str(partial))
+    partial.rename(dest)
+    return dest
+
+
+def _check_same_shape(base: dict[str, Any], tuned: dict[str, Any]) -> None:
+    if base.keys() != tuned.keys():
+        missing = sorted(base.keys() ^ tuned.keys())[:3]
+        raise MergeError(f"the base and tuned models differ in architecture (parameters {', '.join(missing)} …)")
+    for name, value in tuned.items():
+        if tuple(base[name].shape) != tuple(value.shape):
+            raise MergeError(f"parameter {name} has shape {tuple(base[name].shape)} vs {tuple(value.shape)}")
+
+
+def merge_run(
+    project: Project,
+    run: str,
+    alphas: Sequence[float],
+    progress: Progress | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
+    """Merge base and `run` at every alpha, evaluate each, and recommend one (the `embtune merge --json` object)."""
+    from engine.evaluate.run import run_eval
+
+    tuned = resolve_ref(project, run)
+    if tuned.run_id is None:
+        raise MergeError(f"{run!r} is not a training run: merge takes a run id (see `embtune runs {project.root}`)")
+    base = resolve_ref(project, "base")
+    refs = [_model_for(project, base, tuned, alpha) for alpha in alphas]
+    report = run_eval(project, _unique(refs), allow_leakage=True, progress=progress, cancelled=cancelled).to_json()
+    points = [_point(report, alpha, ref) for alpha, ref in zip(alphas, refs, strict=True)]
+    return {
+        "run": tuned.run_id,
+        "points": [p.to_json() for p in points],
+        "recommended": recommend(points),
+        "eval_run": report["run_id"],
+        "split": report["split"],
+        "n_general": report["general"]["n_queries"],
+    }
+
+
+def _model_for(project: Project, base: ModelRef, tuned: ModelRef, alpha: float) -> str:
+    if alpha == 0:
+        return "base"
+    if alpha == 1:
+        return str(tuned.run_id)
+    run_id = runs.create_run(project.db, MERGE_KIND, {"source_run": tuned.run_id, "alpha": alpha})
+    folder = f"models/run-{run_id}"
+    try:
+        interpolate(base.spec, tuned.spec, alpha, project.root / folder)
+    except BaseException as e:
+        runs.fail_run(project.db, run_id, f"{type(e).__name__}: {e}")
+        raise
+    runs.finish_model_run(project.db, run_id, folder, {"source_run": tuned.run_id, "alpha": alpha})
+    return str(run_id)
+
+
+def _unique(refs: list[str]) -> list[str]:
+    return list(dict.fromkeys(refs))
+
+
+def _point(report: dict[str, Any], alpha: float, ref: str) -> MergePoint:
+    name = "base" if ref == "base" else f"run {ref}"
+    general = report["general"].get("models", {}).get(name, {})
+    return MergePoint(
+        alpha,
+        ref,
+        float(report["models"][name]["ndcg@10"]),
+        general.get("ndcg@10"),
+        bool(general.get("regressing", False)),
+    )
+
+
+def recommend(points: Sequence[MergePoint]) -> float | None:
+    """The alpha with the highest domain nDCG@10 among those whose general check does not regress (the base, α = 0,
+    never does); None when no point was measured."""
+    safe = [p for p in points if not p.general_regressing]
+    return max(safe, key=lambda p: (p.ndcg, -p.alpha)).alpha if safe else None

@@ -81,10 +81,27 @@ def _launch_build(project: Project, model: str) -> tuple[dict[str, Any], str]:
 @json_option
 @handles_errors
 def index_rollback(directory: Path, as_json: bool) -> None:
-    """Switch the live index back to the table built before it."""
+    """Switch the live index back to the table that was live before it."""
     from engine.index.build import rollback
 
     result = rollback(open_project(directory))
+    emit(
+        as_json,
+        result,
+        f"Live index: {result['live']} ({result['model']}, {result['rows']:,} rows); was {result['previous']}.",
+    )
+
+
+@index.command("use")
+@project_dir
+@click.argument("which", metavar="TABLE|ID")
+@json_option
+@handles_errors
+def index_use(directory: Path, which: str, as_json: bool) -> None:
+    """Make any complete table live (by id or table name); `index rollback` returns to the one live before."""
+    from engine.index.build import use_index
+
+    result = use_index(open_project(directory), which)
     emit(
         as_json,
         result,
@@ -97,10 +114,12 @@ def index_rollback(directory: Path, as_json: bool) -> None:
 @json_option
 @handles_errors
 def index_list(directory: Path, as_json: bool) -> None:
-    """The tables: model, rows, status, live, created, ANN recall."""
-    from engine.index.build import list_indexes, status_text
+    """The tables: model, rows, status, live, created, ANN recall; then the live index's history."""
+    from engine.index.build import index_history, list_indexes, status_text
 
-    rows = list_indexes(open_project(directory))
+    project = open_project(directory)
+    rows = list_indexes(project)
+    history = index_history(project)
     lines = [f"{'':1} {'id':>3} {'table':<32} {'model':<12} {'rows':>9} {'status':<18} {'search':<9} created"]
     for r in rows:
         recall = f" r@10 {r['ann_recall']:.3f}" if r["ann_recall"] is not None else ""
@@ -108,7 +127,14 @@ def index_list(directory: Path, as_json: bool) -> None:
             f"{'*' if r['live'] else ' '} {r['id']:>3} {r['table']:<32} {r['model']:<12} {r['rows']:>9,} "
             f"{status_text(r):<18} {r['search']:<9} {r['created_at'][:16].replace('T', ' ')}{recall}"
         )
-    emit(as_json, {"indexes": rows}, "\n".join(lines) if rows else "No index yet: `embtune index DIR`.")
+    if history:
+        lines += ["", "Live index history (newest first):"]
+        lines += [
+            f"  {h['at'][:19].replace('T', ' ')}  {h['reason']:<8} {h['from_table'] or '(none)'} → {h['to_table']}"
+            for h in history
+        ]
+    text = "\n".join(lines) if rows else "No index yet: `embtune index DIR`."
+    emit(as_json, {"indexes": rows, "history": history}, text)
 
 
 @click.command()

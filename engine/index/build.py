@@ -90,6 +90,13 @@ def connect(project: Project) -> Any:
     return lancedb.connect(str(project.lance_dir))
 
 
+def _require_writable(project: Project) -> None:
+    """A read-only lancedb/ (or project) would fail deep inside LanceDB with a traceback: say so up front."""
+    folder = project.lance_dir if project.lance_dir.exists() else project.root
+    if project.read_only or not os.access(folder, os.W_OK):
+        raise IndexingError(f"project folder is read-only: {folder}")
+
+
 def table_name(fingerprint: str, run_id: int) -> str:
     return f"chunks_{fingerprint[:12]}_{run_id}"
 
@@ -109,6 +116,7 @@ def build_index(
     the build records itself on instead of creating one."""
     from engine.models.resolve import model_fingerprint, resolve_model
 
+    _require_writable(project)
     started = time.perf_counter()
     requested = cancelled or (lambda: False)
     db = project.db
@@ -399,14 +407,15 @@ def _alive(row: dict[str, Any]) -> bool:
 
 
 def rollback(project: Project) -> dict[str, Any]:
-    """Switch the live index back to the ready table built before the live one."""
+    """Switch the live index back to the table that was live before it (by the switch history, so a table made
+    live by `index use` is honoured; projects from before the history fall back to the table built before)."""
     current = indexes.live(project.db)
     if current is None:
         raise IndexingError("no live index to roll back from: build one with `embtune index DIR`")
-    target = indexes.previous_ready(project.db, current["id"])
+    target = _previously_live(project, current["id"])
     if target is None:
-        raise IndexingError(f"{current['table_name']} is the oldest complete table: nothing to roll back to")
-    indexes.make_live(project.db, target["id"])
+        raise IndexingError(f"{current['table_name']} was the first live table: nothing to roll back to")
+    indexes.make_live(project.db, target["id"], "rollback")
     return {
         "live": target["table_name"],
         "model": target["model"],
@@ -415,12 +424,49 @@ def rollback(project: Project) -> dict[str, Any]:
     }
 
 
+def _previously_live(project: Project, current_id: int) -> dict[str, Any] | None:
+    """Replay the switches as a stack: a build or a `use` pushes the table it replaced, a rollback pops one; the
+    top (still complete, not the live one) is where the next rollback goes."""
+    history = indexes.switches(project.db)
+    if not history:
+        return indexes.previous_ready(project.db, current_id)
+    stack: list[int] = []
+    for switch in history:
+        if switch["reason"] == "rollback":
+            if stack:
+                stack.pop()
+        elif switch["from_id"] is not None:
+            stack.append(switch["from_id"])
+    while stack:
+        row = indexes.get(project.db, stack.pop())
+        if row is not None and row["status"] == "ready" and row["id"] != current_id:
+            return row
+    return None
+
+
+def use_index(project: Project, which: str) -> dict[str, Any]:
+    """Make any complete table live, named by its id or its table name (`embtune index use DIR TABLE|ID`)."""
+    rows = indexes.all_indexes(project.db)
+    row = next((r for r in rows if str(r["id"]) == which.strip() or r["table_name"] == which.strip()), None)
+    if row is None:
+        known = ", ".join(f"{r['id']} ({r['table_name']})" for r in rows[:8]) or "none yet"
+        raise IndexingError(f"no index {which!r}; tables: {known}")
+    previous = indexes.live(project.db)
+    result = make_live(project, row["id"])
+    return {**result, "previous": previous["table_name"] if previous else None}
+
+
 def make_live(project: Project, index_id: int) -> dict[str, Any]:
     row = indexes.get(project.db, index_id)
     if row is None or row["status"] != "ready":
         raise IndexingError(f"index {index_id} is not a complete table")
-    indexes.make_live(project.db, index_id)
+    indexes.make_live(project.db, index_id, "use")
     return {"live": row["table_name"], "model": row["model"], "rows": row["rows"]}
+
+
+def index_history(project: Project) -> list[dict[str, Any]]:
+    """Every switch of the live index, newest first (what `index list` shows under the tables)."""
+    return list(reversed(indexes.switches(project.db)))
 
 
 def list_indexes(project: Project) -> list[dict[str, Any]]:

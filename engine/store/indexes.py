@@ -106,7 +106,7 @@ def mark_ready(db: Database, index_id: int, rows: int, live: bool) -> None:
     with write(db):
         db.execute("UPDATE indexes SET status = 'ready', rows = ? WHERE id = ?", [rows, index_id])
         if live:
-            _switch(db, index_id)
+            _switch(db, index_id, "build")
 
 
 def set_rows(db: Database, index_id: int, rows: int) -> None:
@@ -114,17 +114,34 @@ def set_rows(db: Database, index_id: int, rows: int) -> None:
         db.execute("UPDATE indexes SET rows = ? WHERE id = ?", [rows, index_id])
 
 
-def make_live(db: Database, index_id: int) -> None:
+def make_live(db: Database, index_id: int, reason: str = "use") -> None:
+    """Switch the live index ('use': a user's choice; 'rollback': back to the one live before), recorded."""
     with write(db):
-        _switch(db, index_id)
+        _switch(db, index_id, reason)
 
 
-def _switch(db: Database, index_id: int) -> None:
+def _switch(db: Database, index_id: int, reason: str) -> None:
     status = db.execute("SELECT status FROM indexes WHERE id = ?", [index_id]).fetchone()
     if status is None or status[0] != "ready":
         raise ValueError(f"index {index_id} is not a ready table")
+    before = db.execute("SELECT id FROM indexes WHERE live = 1").fetchone()
     db.execute("UPDATE indexes SET live = 0 WHERE live = 1")
     db.execute("UPDATE indexes SET live = 1 WHERE id = ?", [index_id])
+    db.execute(
+        "INSERT INTO index_switches (from_index_id, to_index_id, reason) VALUES (?, ?, ?)",
+        [before[0] if before else None, index_id, reason],
+    )
+
+
+def switches(db: Database) -> list[dict[str, Any]]:
+    """The live index's history, oldest first: from/to index ids and table names, why, when."""
+    rows = db.execute(
+        "SELECT s.id, s.from_index_id, f.table_name, s.to_index_id, t.table_name, s.reason, s.at "
+        "FROM index_switches s LEFT JOIN indexes f ON f.id = s.from_index_id JOIN indexes t ON t.id = s.to_index_id "
+        "ORDER BY s.id"
+    )
+    keys = ("id", "from_id", "from_table", "to_id", "to_table", "reason", "at")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
 def live(db: Database) -> dict[str, Any] | None:

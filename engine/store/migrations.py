@@ -201,3 +201,31 @@ def m004_review(db: Database) -> None:
         CREATE INDEX negatives_miner_margin ON negatives(miner, coalesce(positive_score - score, 9e999), id);
         """
     )
+
+
+@migrations()
+def m005_run_owner(db: Database) -> None:
+    # A pid alone cannot tell a run's process from a later one given the same pid: its start time (clock ticks
+    # after boot, /proc/PID/stat field 22) with it names one process, so a dead owner is known even after reuse.
+    db.executescript(
+        """
+        ALTER TABLE runs ADD COLUMN pid_start INTEGER;
+        """
+    )
+
+
+@migrations()
+def m006_index_switches(db: Database) -> None:
+    # Every change of the live index (from, to, why, when): rollback goes to the table that was live before, not
+    # the one built before, and `index list` shows the history.
+    db.executescript(
+        """
+        CREATE TABLE index_switches (
+            id INTEGER PRIMARY KEY,
+            from_index_id INTEGER REFERENCES indexes(id) ON DELETE SET NULL,
+            to_index_id INTEGER NOT NULL REFERENCES indexes(id) ON DELETE CASCADE,
+            reason TEXT NOT NULL CHECK (reason IN ('build', 'use', 'rollback')),
+            at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        );
+        """
+    )

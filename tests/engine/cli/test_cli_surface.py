@@ -21,6 +21,13 @@ ADDED_SINCE_RELEASE: dict[str, set[str]] = {
     "embtune train": {"allow_parallel"},  # one active training run per project unless --allow-parallel (#14)
     "embtune import": {"strict"},  # any skipped file or row is an error (#14)
     "embtune": {"merge"},  # a subcommand: LM-Cocktail merge of base and tuned weights (#16)
+    "embtune index": {"use"},  # make any table live; rollback follows the live history (#18)
+}
+# Help texts corrected on purpose since the release (their options are still compared).
+HELP_CHANGED_SINCE_RELEASE = {
+    "embtune index": "rollback's one-line summary: back to the table live before, not the one built before (#18)",
+    "embtune index rollback": "the same correction (#18)",
+    "embtune index list": "it shows the live index's history too (#18)",
 }
 
 
@@ -74,7 +81,8 @@ def test_every_released_command_is_still_there_with_the_same_options_and_help() 
     assert sorted(now) == sorted(released)
     for name, before in released.items():
         assert now[name]["params"] == before["params"], name
-        assert now[name]["help"] == before["help"], name
+        if name not in HELP_CHANGED_SINCE_RELEASE:
+            assert now[name]["help"] == before["help"], name
 
 
 def test_every_addition_since_the_release_is_there_and_new() -> None:

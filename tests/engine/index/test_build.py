@@ -322,3 +322,31 @@ def test_status_text_shows_a_builds_progress() -> None:
     assert status_text({"status": "building", "progress": progress}) == "building 1,024/5,183"
     assert status_text({"status": "building", "progress": None}) == "building"
     assert status_text({"status": "ready", "progress": None}) == "ready"
+
+
+def test_rollback_returns_to_the_table_that_was_live_before_not_the_one_built_before(
+    project: Project, tuned_model: Path
+) -> None:
+    """The issue's repro: build run A, build base (live), make A live, build run A again (C), roll back → A is
+    live (the build-order rollback went to base, the untuned model). A second rollback goes to base."""
+    run_id = register_model(project, tuned_model)
+    first = build_index(project, str(run_id))
+    base = build_index(project, "base")
+    code, out = cli("index", "use", project.root, str(first.index_id), "--json")
+    assert code == 0, out
+    assert json.loads(out)["live"] == first.table
+    third = build_index(project, str(run_id))
+    assert indexes.live(project.db)["table_name"] == third.table
+    assert rollback(project)["live"] == first.table
+    assert rollback(project)["live"] == base.table
+    code, out = cli("index", "list", project.root, "--json")
+    history = json.loads(out)["history"]
+    assert [h["reason"] for h in history] == ["rollback", "rollback", "build", "use", "build", "build"]
+    assert history[0]["to_table"] == base.table
+    assert history[3] == {**history[3], "from_table": base.table, "to_table": first.table}
+
+
+def test_index_use_names_the_tables_when_it_finds_none(project: Project) -> None:
+    build_index(project, "base")
+    code, _ = cli("index", "use", project.root, "nope")
+    assert code == 2

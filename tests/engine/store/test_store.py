@@ -36,6 +36,8 @@ FROZEN = {
     "m002_embedding_cache": "97cbca79e713aef244144a7a19702a83d57ddcfd5fd50cde24db3e3e33c18a7e",
     "m003_run_results": "7a651e601a7ab5c1dfc2bfe1a0dcb7a0ba8a6cfc7ce8097529c9ff04675290d4",
     "m004_review": "dd076f7418583d9ecd010f7fbc6c482fb0ec0337ee8f43b1ec2b1c25a00e1b65",
+    "m005_run_owner": "baf92fd56f5d234afc918401edabab55d9b8c6c32755449ded70a83729daf33f",
+    "m006_index_switches": "10c9894efea6a01c52ebe30b09e824d5794518cbba921ea1819dda14ff02cb15",
 }
 
 

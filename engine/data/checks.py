@@ -4,6 +4,11 @@
 - leakage: a train query that is, after normalisation, the same text or the same set of words as a dev, test,
   gate or general query (error: the evaluation would measure memorisation; `--allow-leakage` turns it into a
   warning). Exact keys in dicts, so it scales linearly: 100k queries take well under a second;
+- near_duplicates: an evaluation query that is a paraphrase-level copy of a train query (character 3-5-gram
+  Jaccard >= leakage.near_duplicate_threshold, not a template with another slot; engine.retrieval.near_duplicates),
+  each with its most similar train query. An error like leakage when leakage.near_duplicates is "error" (the
+  default), a warning when it is "warn" or --allow-leakage is passed. Queries already caught as exact leaks are
+  not repeated here;
 - in_batch_duplicates: passages that are the positive of several train queries, and queries with several
   positives. MultipleNegativesRankingLoss uses every other row of a batch as a negative, so a repeated text in a
   batch is a false negative. Reported with the share of batches of training.batch_size that would hold one
@@ -18,14 +23,13 @@
 from __future__ import annotations
 
 import random
-import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.project import Project
+from engine.retrieval.near_duplicates import find_near_duplicates, normalise
 from engine.store import checks as store
 from engine.store.schema import SPLITS
 
@@ -34,7 +38,6 @@ EVAL_SPLITS = tuple(s for s in SPLITS if s != "train")
 EXAMPLES = 10
 BATCH_WARN_SHARE = 0.05
 SHUFFLES = 3
-_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
 
 @dataclass
@@ -79,9 +82,7 @@ class CheckReport:
         }
 
 
-def normalise(text: str) -> str:
-    """Case-, accent-width- and punctuation-insensitive form: 'What's the  DEDUCTIBLE?' -> 'what s the deductible'."""
-    return " ".join(_NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).split())
+__all__ = ["normalise"]  # defined with the near-duplicate measure, so both read texts the same way
 
 
 def token_set(text: str) -> str:
@@ -93,9 +94,12 @@ def run_checks(project: Project, allow_leakage: bool = False) -> CheckReport:
     db, config = project.db, project.config
     queries = store.queries(db)
     train = store.positives(db, "train")
+    exact = _exact_leaks(queries)
+    near_blocks = config.leakage.near_duplicates == "error" and not allow_leakage
     findings = [
         _duplicates(queries),
-        _leakage(queries, allow_leakage),
+        _leakage(queries, allow_leakage, exact),
+        _near_duplicates(queries, config.leakage.near_duplicate_threshold, near_blocks, {e["eval"] for e in exact}),
         _in_batch(train, config.training.batch_size, config.seed),
         _document_overlap(store.judged_documents(db)),
         _pair_count(len(train), config.gate.min_pairs, config.gate.reliable_pairs),
@@ -130,7 +134,8 @@ def _duplicates(queries: list[tuple[str, str, str]]) -> Finding:
     )
 
 
-def _leakage(queries: list[tuple[str, str, str]], allow: bool) -> Finding:
+def _exact_leaks(queries: list[tuple[str, str, str]]) -> list[dict[str, str]]:
+    """{train, eval, split, match} for every train query with the same text or words as an evaluation query."""
     exact: dict[str, list[tuple[str, str]]] = {}
     words: dict[str, list[tuple[str, str]]] = {}
     for qid, text, split in queries:
@@ -145,6 +150,11 @@ def _leakage(queries: list[tuple[str, str, str]], allow: bool) -> Finding:
         norm = normalise(text)
         how, hits = ("same text", exact.get(norm)) if norm in exact else ("same words", words.get(token_set(norm)))
         leaks.extend({"train": qid, "eval": eid, "split": esplit, "match": how} for eid, esplit in hits or [])
+    return leaks
+
+
+def _leakage(queries: list[tuple[str, str, str]], allow: bool, leaks: list[dict[str, str]] | None = None) -> Finding:
+    leaks = _exact_leaks(queries) if leaks is None else leaks
     train_ids = {leak["train"] for leak in leaks}
     by_split = dict(Counter(split for _, split in {(leak["eval"], leak["split"]) for leak in leaks}))
     if not leaks:
@@ -174,6 +184,44 @@ def _leakage(queries: list[tuple[str, str, str]], allow: bool) -> Finding:
         len(train_ids),
         {"by_split": by_split, "examples": leaks[:EXAMPLES]},
     )
+
+
+def _near_duplicates(queries: list[tuple[str, str, str]], threshold: float, blocks: bool, exact: set[str]) -> Finding:
+    train = [(qid, text) for qid, text, split in queries if split == "train"]
+    split_of = {qid: split for qid, _, split in queries}
+    evaluated = [(qid, text) for qid, text, split in queries if split in EVAL_SPLITS and qid not in exact]
+    found = find_near_duplicates(evaluated, train, threshold) if train and evaluated else []
+    examples = [
+        {
+            "eval_id": d.query_id,
+            "split": split_of[d.query_id],
+            "train_id": d.reference_id,
+            "eval_text": d.query_text,
+            "train_text": d.reference_text,
+            "similarity": d.similarity,
+        }
+        for d in found
+    ]
+    by_split = dict(Counter(e["split"] for e in examples))
+    details = {"threshold": threshold, "by_split": by_split, "examples": examples[:EXAMPLES]}
+    if not found:
+        message = f"no evaluation query is a near-duplicate of a train query (similarity >= {threshold})"
+        return Finding("near_duplicates", "ok", "Near-duplicate leakage", message, 0, details)
+    counts = ", ".join(f"{s} {n:,}" for s, n in sorted(by_split.items()))
+    first = examples[0]
+    tail = (
+        ": remove them from one side, or pass --allow-leakage (or set leakage.near_duplicates: warn) to accept"
+        if blocks
+        else " (reported only)"
+    )
+    message = (
+        f"{len(found):,} evaluation queries ({counts}) are near-duplicates of train queries (character n-gram "
+        f"similarity >= leakage.near_duplicate_threshold {threshold}), e.g. {first['eval_id']} "
+        f"{first['eval_text']!r} ~ train {first['train_id']} {first['train_text']!r} ({first['similarity']:.2f})"
+        f"{tail}"
+    )
+    severity = "error" if blocks else "warn"
+    return Finding("near_duplicates", severity, "Near-duplicate leakage", message, len(found), details)
 
 
 def _in_batch(train: list[tuple[str, str, str, str]], batch_size: int, seed: int) -> Finding:

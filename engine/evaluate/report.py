@@ -36,15 +36,28 @@ def _general_lines(result: dict[str, Any]) -> list[str]:
     if not general.get("n_queries"):
         return [f"general queries: {general.get('note', 'none')}"]
     lines = [
-        f"general queries ({general['n_queries']}), {general['metric']}, regressing when it drops more than "
-        f"{general['max_drop']}:"
+        f"general queries ({general['n_queries']}), {general['metric']}, regressing when the 95% interval of the "
+        f"change lies below 0 and it drops more than {general['max_drop']}:"
     ]
     width = _name_width(general.get("models", {}))
     for name, values in general.get("models", {}).items():
-        flag = "  REGRESSING" if values.get("regressing") else ""
-        change = f"  {-values['drop']:+.4f} vs base" if "drop" in values else ""
+        flag = "  REGRESSING" if values.get("regressing") else (f"  ({_note(values)})" if _note(values) else "")
+        change = f"  {-values['drop']:+.4f} vs base{_interval(values)}" if "drop" in values else ""
         lines.append(f"  {name:<{width}} {values.get(general['metric'], float('nan')):.4f}{change}{flag}")
     return lines
+
+
+def _interval(values: dict[str, Any]) -> str:
+    """' [low, high]' for results that carry the general change's interval (stored results before it: '')."""
+    ci = values.get("delta_ci")
+    return f" [{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else ""
+
+
+def _note(values: dict[str, Any]) -> str:
+    """Why a drop is not a regression: the interval spans 0, or the drop is real but within max_drop."""
+    if not values.get("warning") or values.get("regressing"):
+        return ""
+    return "real drop, within max drop" if values["delta_ci"][1] < 0 else "point drop, interval spans 0"
 
 
 def _general_markdown(result: dict[str, Any]) -> list[str]:
@@ -53,16 +66,18 @@ def _general_markdown(result: dict[str, Any]) -> list[str]:
         return [f"Not checked: {general.get('note', 'no general queries')}."]
     metric = general["metric"]
     lines = [
-        f"{general['n_queries']} general queries; a model regresses when its {metric} drops more than "
-        f"{general['max_drop']} below the base's.",
+        f"{general['n_queries']} general queries; a model regresses when the 95% paired-bootstrap interval of "
+        f"its per-query {metric} change lies below 0 and the mean drops more than {general['max_drop']}.",
         "",
-        f"| model | {metric} | vs base | regressing |",
-        "|---|---:|---:|---|",
+        f"| model | {metric} | vs base | 95% interval | regressing |",
+        "|---|---:|---:|---:|---|",
     ]
     for name, values in general.get("models", {}).items():
         change = f"{-values['drop']:+.4f}" if "drop" in values else ""
         flag = ("**yes**" if values["regressing"] else "no") if "regressing" in values else ""
-        lines.append(f"| {name} | {values.get(metric, float('nan')):.4f} | {change} | {flag} |")
+        flag += f" ({_note(values)})" if _note(values) else ""
+        interval = _interval(values).strip()
+        lines.append(f"| {name} | {values.get(metric, float('nan')):.4f} | {change} | {interval} | {flag} |")
     return lines
 
 
@@ -77,6 +92,14 @@ def _leakage_lines(result: dict[str, Any]) -> list[str]:
         lines.append(
             f"LEAKAGE allowed (--allow-leakage): {leakage['queries']} queries and {leakage['pairs']} pairs "
             "repeat training; their figures measure memorisation"
+        )
+    near = leakage.get("near_duplicates") or []  # absent from results stored before the near-duplicate guard
+    if near:
+        lines.append(
+            f"{leakage.get('near_duplicate_queries', len(near))} {result['split']} queries are near-duplicates of "
+            f"train queries (similarity >= {leakage.get('near_duplicate_threshold')}), e.g. {near[0]['test_id']} "
+            f"{near[0]['test_text']!r} ~ train {near[0]['train_id']} {near[0]['train_text']!r} "
+            f"({near[0]['similarity']:.2f})"
         )
     return lines
 
@@ -148,6 +171,11 @@ def render_markdown(result: dict[str, Any], queries: list[dict[str, Any]] | None
     lines += [
         f"- {leak['query']} {leak['text']!r} ~ train {leak['train']} ({leak['match']})"
         for leak in leakage.get("query_examples", [])
+    ]
+    lines += [
+        f"- near-duplicate: {d['test_id']} {d['test_text']!r} ~ train {d['train_id']} {d['train_text']!r} "
+        f"({d['similarity']:.2f})"
+        for d in (leakage.get("near_duplicates") or [])[:10]
     ]
     if queries:
         lines += [

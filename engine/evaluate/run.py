@@ -17,7 +17,7 @@ from typing import Any
 from engine.config import EVAL_METRICS
 from engine.errors import EmbtuneError
 from engine.evaluate.leakage import Leakage, find_leakage
-from engine.evaluate.verdict import GeneralCheck, Verdict, change_counts, decide
+from engine.evaluate.verdict import GeneralCheck, Verdict, change_counts, decide, general_check
 from engine.jobs.progress import Progress, cancellable
 from engine.models.encoder import open_encoder
 from engine.models.refs import ModelRef, ModelRefError, resolve_ref
@@ -78,7 +78,8 @@ class ModelScore:
     def general_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {k: v for k, v in (self.general or {}).items() if k in EVAL_METRICS}
         if self.general_check is not None:
-            out.update(drop=self.general_check.drop, regressing=self.general_check.regressing)
+            check = self.general_check
+            out.update(drop=check.drop, delta_ci=list(check.ci), regressing=check.regressing, warning=check.warning)
         return out
 
 
@@ -92,6 +93,7 @@ class EvalReport:
     settings: dict[str, Any]
     n_general: int
     run_id: int | None = None
+    queries_excluded: list[dict[str, str]] = field(default_factory=list)  # of the split, with why (review)
 
     @property
     def tuned(self) -> list[ModelScore]:
@@ -106,6 +108,9 @@ class EvalReport:
         }
         if self.n_general:
             general["models"] = {m.name: m.general_json() for m in self.models}
+            checks = [m.general_check for m in self.tuned if m.general_check is not None]
+            # general.delta_ci: the first tuned model's interval (every tuned model's is under general.models)
+            general["delta_ci"] = list(checks[0].ci) if checks else None
         else:
             general["note"] = NO_GENERAL
         return {
@@ -118,6 +123,7 @@ class EvalReport:
             "per_query": {m.name: m.changes for m in self.tuned},
             "general": general,
             "leakage": self.leakage.to_json(self.allow_leakage),
+            "queries_excluded": self.queries_excluded,
             "settings": self.settings,
         }
 
@@ -177,6 +183,7 @@ def run_eval(
         ]
         _judge(scores, queries, config, project.config.seed)
         report = EvalReport(split, len(queries), scores, leakage, allow_leakage, settings, len(general))
+        report.queries_excluded = [{"id": q, "reason": why} for q, why in corpus.excluded_queries(project.db, split)]
     except BaseException as e:
         status = "cancelled" if isinstance(e, InterruptedError) and is_cancelled() else "failed"
         runs.fail_run(project.db, run_id, f"{type(e).__name__}: {e}", status)
@@ -267,12 +274,14 @@ def _judge(scores: list[ModelScore], queries: list[corpus.JudgedQuery], config: 
     for score in scores[1:]:
         check = None
         if base.general is not None and score.general is not None:
-            check = GeneralCheck(
+            general_ids = list(base.general_per_query or {})
+            check = general_check(
                 metric,
-                len(base.general_per_query or {}),
-                base.general[metric],
-                score.general[metric],
-                config.general_max_drop,
+                [(base.general_per_query or {})[q][metric] for q in general_ids],
+                [(score.general_per_query or {})[q][metric] for q in general_ids],
+                max_drop=config.general_max_drop,
+                samples=config.bootstrap_samples,
+                seed=seed,
             )
         score.general_check = check
         score.verdict = decide(

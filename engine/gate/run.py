@@ -78,6 +78,7 @@ class GateReport:
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # simultaneous, per arm
     fine_tune_cost: Cost | None = None
     queries_excluded: list[dict[str, str]] = field(default_factory=list)  # gate queries left out, with why
+    near_duplicates: list[dict[str, Any]] = field(default_factory=list)  # gate queries copied in training
 
     def to_json(self) -> dict[str, Any]:
         """The `embtune gate --json` contract."""
@@ -104,6 +105,7 @@ class GateReport:
             "selection": {"method": SELECTION, "arms": len(self.arms), "confidence": 0.95},
             "n_queries": self.n_queries,
             "queries_excluded": self.queries_excluded,
+            "leakage": {"near_duplicates": self.near_duplicates},
             "k": self.k,
             "reasons": self.reasons,
             "hints": self.hints,
@@ -193,6 +195,7 @@ def run_gate(
         report = _report(project, results, skipped, len(queries), settings)
         _price(project, report, rates, len(chunk_texts))
         _note_excluded(project, report)
+        _note_near_duplicates(project, report)
     except BaseException as e:
         status = "cancelled" if isinstance(e, InterruptedError) and is_cancelled() else "failed"
         runs.fail_run(project.db, run_id, f"{type(e).__name__}: {e}", status)
@@ -578,6 +581,25 @@ def _note_excluded(project: Project, report: GateReport) -> None:
             f"{', …' if len(excluded) > 5 else ''}): {excluded[0][1]}"
             + (" and others" if len({w for _, w in excluded}) > 1 else "")
             + "; review the gate pairs with the Review screen's split filter to restore them"
+        )
+
+
+def _note_near_duplicates(project: Project, report: GateReport) -> None:
+    """Gate queries that train queries copy (near-duplicates): the base model's figures are unaffected, but a
+    gate re-run after fine-tuning would flatter the tuned model, so say so now."""
+    from engine.evaluate.leakage import near_duplicate_lines, near_duplicates
+
+    found = near_duplicates(project, "gate")
+    report.near_duplicates = [
+        {"gate_id": d.query_id, "train_id": d.reference_id, "gate_text": d.query_text,
+         "train_text": d.reference_text, "similarity": round(d.similarity, 4)}
+        for d in found
+    ]  # fmt: skip
+    lines = near_duplicate_lines(found, "gate", project.config.leakage.near_duplicate_threshold)
+    if lines:
+        report.reasons.append(
+            " ".join(lines[:1]) + " a gate re-run after fine-tuning on them would flatter the tuned model; "
+            "remove them from training or from the gate: " + "; ".join(line.strip() for line in lines[1:4])
         )
 
 

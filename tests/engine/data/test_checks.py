@@ -1,5 +1,5 @@
-"""Data checks: duplicates, leakage (an error unless allowed), in-batch repeats, document overlap, pair counts,
-negatives; exit codes and the JSON contract."""
+"""Data checks: duplicates, leakage and near-duplicate leakage (errors unless allowed), in-batch repeats, document
+overlap, pair counts, negatives; exit codes and the JSON contract."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from click.testing import CliRunner
 
 from engine.cli.main import main
 from engine.data.checks import _batch_share, _leakage, normalise, run_checks, token_set
-from engine.project import Project
+from engine.project import Project, open_project
 from engine.store.db import write
 from tests.projects import make_project
 
-CODES = ["duplicate_queries", "leakage", "in_batch_duplicates", "document_overlap", "pair_count", "negatives"]
+CODES = ["duplicate_queries", "leakage", "near_duplicates", "in_batch_duplicates", "document_overlap", "pair_count"]
+CODES += ["negatives"]
 
 
 @pytest.fixture
@@ -44,6 +45,7 @@ def test_clean_project_passes_with_warnings_where_due(project: Project) -> None:
     assert all(set(f) == {"code", "severity", "title", "message", "count", "details"} for f in data["findings"])
     found = {f["code"]: f for f in data["findings"]}
     assert found["leakage"]["severity"] == "ok"
+    assert (found["near_duplicates"]["severity"], found["near_duplicates"]["count"]) == ("ok", 0)
     assert found["duplicate_queries"]["severity"] == "ok"
     # 80 train pairs: below the guide's 1,000
     assert (found["pair_count"]["severity"], found["pair_count"]["count"]) == ("warn", 80)
@@ -78,6 +80,44 @@ def test_leakage_is_an_error_unless_allowed(project: Project) -> None:
     allowed = run_checks(project, allow_leakage=True)
     assert {f.code: f for f in allowed.findings}["leakage"].severity == "warn"
     assert allowed.exit_code == 0
+
+
+def test_near_duplicate_leakage_names_both_queries_and_the_threshold(project: Project) -> None:
+    # the sample project's pair, literally: Jaccard 0.86 on words, so neither the same text nor the same words
+    add_query(project, "te-a015", "forgot to put the storm event code on a claim, does it matter?", "test", "d02")
+    add_query(project, "tr-b057-3", "forgot to put the storm code on a claim does it matter", "train", "d03")
+    # one template, another slot: two questions, not a leak
+    add_query(project, "te-flood", "what is the deductible for flood claims", "test", "d04")
+    add_query(project, "tr-hail", "what is the deductible for hail claims", "train", "d05")
+    # an exact leak is reported once, as leakage, not again as a near-duplicate
+    add_query(project, "leak-exact", "When do we use SUBROGATION?", "train", "d00")
+    report = run_checks(project)
+    near = {f.code: f for f in report.findings}["near_duplicates"]
+    assert (near.severity, near.count) == ("error", 1)
+    assert near.details["by_split"] == {"test": 1}
+    assert near.details["threshold"] == 0.7
+    assert near.details["examples"] == [
+        {
+            "eval_id": "te-a015",
+            "split": "test",
+            "train_id": "tr-b057-3",
+            "eval_text": "forgot to put the storm event code on a claim, does it matter?",
+            "train_text": "forgot to put the storm code on a claim does it matter",
+            "similarity": pytest.approx(0.8352, abs=1e-4),
+        }
+    ]
+    assert "te-a015 'forgot to put the storm event code on a claim, does it matter?' ~ train tr-b057-3" in near.message
+    assert "leakage.near_duplicate_threshold 0.7" in near.message
+    assert report.exit_code == 1
+    assert {f.code: f for f in run_checks(project, allow_leakage=True).findings}["near_duplicates"].severity == "warn"
+    path = project.root / "project.yaml"
+    original = path.read_text()
+    for settings, expected in (("near_duplicates: warn", ("warn", 1)), ("near_duplicate_threshold: 0.9", ("ok", 0))):
+        path.write_text(original + f"leakage:\n  {settings}\n")
+        relaxed = open_project(project.root)
+        found = {f.code: f for f in run_checks(relaxed).findings}["near_duplicates"]
+        assert (found.severity, found.count) == expected  # warn: reported only; 0.9: above the pair's 0.84
+        relaxed.close()
 
 
 def test_duplicate_queries_are_reported(project: Project) -> None:

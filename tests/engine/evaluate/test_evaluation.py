@@ -17,7 +17,7 @@ from engine.config import EVAL_METRICS
 from engine.evaluate.report import render_markdown
 from engine.evaluate.results import candidates, load_eval_result
 from engine.evaluate.run import EvalError, LeakageError, run_eval
-from engine.evaluate.verdict import GeneralCheck, change_counts, decide, rank_change
+from engine.evaluate.verdict import change_counts, decide, general_check, rank_change
 from engine.models.encoder import Encoder
 from engine.project import Project, open_project
 from engine.store import runs
@@ -94,19 +94,49 @@ def test_verdict_follows_the_interval_of_the_per_query_gain() -> None:
     assert worse.ci[1] < 0
 
 
+GENERAL_BASE = [0.9, 0.5, 0.7, 0.3, 0.6, 0.8] * 5  # 30 general queries, mean 0.6333
+
+
 def test_forgetting_general_queries_turns_a_win_into_a_regression() -> None:
     base = [0.2, 0.4, 0.5, 0.1] * 10
-    ok = GeneralCheck("ndcg@10", 30, base=0.60, tuned=0.59, max_drop=0.02)
-    forgot = GeneralCheck("ndcg@10", 30, base=0.60, tuned=0.55, max_drop=0.02)
+    ok = general_check("ndcg@10", GENERAL_BASE, [g - 0.01 for g in GENERAL_BASE], max_drop=0.02)
+    # every general query loses 0.05: the interval is [-0.05, -0.05], wholly below 0, and the drop exceeds 0.02
+    forgot = general_check("ndcg@10", GENERAL_BASE, [g - 0.05 for g in GENERAL_BASE], max_drop=0.02)
     assert not ok.regressing
+    assert ok.ci[1] < 0
+    assert "by no more than evaluation.general_max_drop" in (ok.warning or "")
     assert forgot.regressing
     assert forgot.drop == pytest.approx(0.05)
+    assert forgot.ci == pytest.approx((-0.05, -0.05))
+    assert forgot.to_json()["delta_ci"] == pytest.approx([-0.05, -0.05])
     kept = decide(base, [b + 0.1 for b in base], metric="ndcg@10", min_gain=0.01, general=ok)
     assert kept.verdict == "WIN"
     lost = decide(base, [b + 0.1 for b in base], metric="ndcg@10", min_gain=0.01, general=forgot)
     assert lost.verdict == "REGRESSION"
     assert "forgets general queries" in lost.reasons[1]
-    assert "0.6000 → 0.5500" in lost.reasons[1]
+    assert "0.6333 → 0.5833" in lost.reasons[1]
+    assert "[-0.0500, -0.0500] lies below 0" in lost.reasons[1]
+
+
+def test_a_general_drop_whose_interval_spans_0_is_a_warning_not_a_regression() -> None:
+    # on average 0.04 lower (twice general_max_drop), but 3 queries lose 0.6 while 27 gain 0.022: one resample
+    # in ~4 holds none of the three losers, so the interval of the mean change reaches above 0
+    tuned = [g - 0.6 if i % 10 == 0 else g + 0.0222 for i, g in enumerate(GENERAL_BASE)]
+    noisy = general_check("ndcg@10", GENERAL_BASE, tuned, max_drop=0.02, samples=2000)
+    assert noisy.drop == pytest.approx(0.04, abs=1e-3)
+    assert noisy.ci[0] < 0 < noisy.ci[1]
+    assert not noisy.regressing  # the old point rule (drop > 0.02) called this a regression
+    assert "spans 0 on 30 general queries" in (noisy.warning or "")
+    base = [0.2, 0.4, 0.5, 0.1] * 10
+    verdict = decide(base, [b + 0.1 for b in base], metric="ndcg@10", min_gain=0.01, general=noisy)
+    assert verdict.verdict == "WIN"
+    assert verdict.reasons[1].startswith("warning: general queries drop more than evaluation.general_max_drop")
+    # the same mean drop spread over every query is consistent: a regression
+    steady = general_check("ndcg@10", GENERAL_BASE, [g - 0.04 for g in GENERAL_BASE], max_drop=0.02)
+    assert steady.regressing
+    assert decide(base, [b + 0.1 for b in base], metric="ndcg@10", min_gain=0.01, general=steady).verdict == (
+        "REGRESSION"
+    )
 
 
 def test_rank_changes() -> None:
@@ -161,6 +191,7 @@ def test_base_against_a_tuned_run_metrics_diff_verdict_and_stored_result(
     assert out["leakage"]["pairs"] == 0
     # BEIR-style: the test queries' documents are train positives: counted, not an error
     assert out["leakage"]["document_overlap"] == {"documents": N_TEST, "queries": N_TEST}
+    assert out["queries_excluded"] == []  # no review has rejected a test judgment
 
     stored = load_eval_result(project)
     assert stored is not None
@@ -192,6 +223,9 @@ def test_a_model_that_forgets_general_queries_is_a_regression(
     assert general["drop"] > 0.02
     assert out["models"][name]["verdict"] == "REGRESSION"
     assert out["general"]["models"][name]["regressing"]
+    low, high = out["general"]["delta_ci"]
+    assert low <= -general["drop"] <= high < 0  # the interval of the change lies below 0
+    assert out["general"]["models"][name]["delta_ci"] == [low, high]
     assert any("forgets general queries" in r for r in out["models"][name]["reasons"])
     project.close()
 
@@ -269,6 +303,50 @@ def test_leaked_test_queries_and_pairs_fail_the_evaluation_naming_them(project: 
     assert out["n_queries"] == N_TEST + 3
 
 
+def test_near_duplicate_test_queries_fail_the_evaluation_naming_both_sides(project: Project, tmp_path: Path) -> None:
+    # train has 'question 0 about subrogation handling' (tr-d00-0); a copy with a word added is no exact leak
+    add_queries(
+        project,
+        tmp_path,
+        [
+            {"_id": "near", "text": "question 0 about subrogation handling, please?", "relevant": ["d05"]},
+            {"_id": "other-slot", "text": "question 5 about subrogation handling", "relevant": ["d00"]},
+        ],
+        "test",
+    )
+    with pytest.raises(LeakageError) as caught:
+        run_eval(project, ["base"])
+    message = str(caught.value)
+    assert "1 test queries are near-duplicates of train queries" in message
+    assert "leakage.near_duplicate_threshold 0.7" in message
+    assert (
+        "near 'question 0 about subrogation handling, please?' ~ train tr-d00-0 "
+        "'question 0 about subrogation handling' (0.83)" in message
+    )
+    assert "other-slot" not in message  # the same template with another number: a different question
+    assert "leakage.near_duplicates: warn" in message
+
+    out = run_eval(project, ["base"], allow_leakage=True).to_json()["leakage"]
+    assert (out["queries"], out["pairs"], out["near_duplicate_queries"]) == (0, 0, 1)
+    assert out["near_duplicates"] == [
+        {
+            "test_id": "near",
+            "train_id": "tr-d00-0",
+            "test_text": "question 0 about subrogation handling, please?",
+            "train_text": "question 0 about subrogation handling",
+            "similarity": pytest.approx(0.8293, abs=1e-4),
+        }
+    ]
+    # reported only when the project says so
+    path = project.root / "project.yaml"
+    path.write_text(path.read_text() + "leakage:\n  near_duplicates: warn\n")
+    warned = open_project(project.root)
+    report = run_eval(warned, ["base"]).to_json()
+    assert report["leakage"]["near_duplicates_block"] is False
+    assert [d["test_id"] for d in report["leakage"]["near_duplicates"]] == ["near"]
+    warned.close()
+
+
 # --- the command -----------------------------------------------------------------------------------------
 
 
@@ -293,6 +371,10 @@ def test_cli_json_contract_and_reports(project: Project, tmp_path: Path) -> None
     assert set(tuned["per_query"]) == {"improved", "regressed", "unchanged"}
     assert set(out["per_query"]["run 1"]) == {"improved", "regressed", "unchanged"}
     assert "regressing" in tuned["general"]
+    low, high = out["general"]["delta_ci"]
+    assert low <= tuned["general"]["delta"] <= high
+    assert out["general"]["models"]["run 1"]["delta_ci"] == [low, high]
+    assert out["leakage"]["near_duplicates"] == []
     markdown = (tmp_path / "r.md").read_text()
     assert markdown.startswith("# Evaluation: base, run 1")
     assert tuned["fingerprint"] in markdown

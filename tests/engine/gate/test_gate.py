@@ -245,3 +245,16 @@ def test_gate_queries_rejected_in_review_are_named_not_silently_dropped(
     assert len(excluded) == 2
     assert all("rejected in review" in why for why in excluded.values())
     assert any("2 gate queries left out" in r for r in report["reasons"])
+
+
+def test_gate_queries_copied_by_training_queries_are_named(tmp_path: Path, tiny_embedder_path: Path) -> None:
+    from engine.ingest import importing
+
+    project = make_project(tmp_path, tiny_embedder_path)
+    copy = tmp_path / "copy.jsonl"
+    copy.write_text('{"_id": "tr-copy", "text": "when do we use subrogation, please?"}\n')
+    importing.import_queries(project, copy, "train")
+    report = run_gate(project, arms={"base"}).to_json()
+    found = report["leakage"]["near_duplicates"]
+    assert [(d["gate_id"], d["train_id"]) for d in found] == [("ga-d00", "tr-copy")]
+    assert any("near-duplicates of train queries" in r and "tr-copy" in r for r in report["reasons"])

@@ -34,10 +34,16 @@ def summary_text(result: EvalResult) -> str:
     if general.get("n_queries"):
         models = general.get("models", {})
         flagged = [n for n, v in models.items() if v.get("regressing")]
-        scores = ", ".join(f"{n} {v[general['metric']]:.3f}" for n, v in models.items() if general["metric"] in v)
+        scores = ", ".join(
+            f"{n} {v[general['metric']]:.3f}"
+            + (f" (change [{v['delta_ci'][0]:+.3f}, {v['delta_ci'][1]:+.3f}])" if v.get("delta_ci") else "")
+            for n, v in models.items()
+            if general["metric"] in v
+        )
         lines.append(
             f"General queries ({general['n_queries']}): {general['metric']} {scores}; may drop at most "
-            f"{general['max_drop']}: " + (f"REGRESSING: {', '.join(flagged)}" if flagged else "no regression")
+            f"{general['max_drop']} beyond chance: "
+            + (f"REGRESSING: {', '.join(flagged)}" if flagged else "no regression")
         )
     else:
         lines.append(f"General queries: {general.get('note', 'none')}")

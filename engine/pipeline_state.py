@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from engine.jobs.launcher import reap_stale
 from engine.project import Project
 from engine.store import evals, indexes
 from engine.store import jobs as train_store
@@ -50,6 +51,7 @@ def pipeline_state(project: Project) -> PipelineState:
 
 
 def _latest_train(project: Project) -> LatestTrain | None:
+    reap_stale(project)  # a run whose process died reads as interrupted here, not as running forever
     found = train_store.list_runs(project.db, limit=1)
     if not found:
         return None

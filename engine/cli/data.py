@@ -4,12 +4,14 @@ training."""
 from __future__ import annotations
 
 import sys
+import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
 from engine.cli._common import ProgressBar, emit, handles_errors, json_option, project_dir
+from engine.errors import EmbtuneError
 from engine.project import open_project
 
 
@@ -54,12 +56,27 @@ def export_pairs(directory: Path, fmt: str, out: Path | None, split: str, as_jso
         counts = export(project.db, fmt, sys.stdout, split)
         click.echo(_export_line(counts, "stdout"), err=True)
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    with partial.open("w", encoding="utf-8", newline="") as handle:
-        counts = export(project.db, fmt, handle, split)
-    partial.replace(out)  # a reader never sees half a file
+    handle = _open_partial(out)
+    partial = Path(handle.name)
+    try:
+        with handle:
+            counts = export(project.db, fmt, handle, split)
+        partial.replace(out)  # a reader never sees half a file
+    except BaseException:
+        partial.unlink(missing_ok=True)  # ours: created exclusively under a fresh name
+        raise
     emit(as_json, {**counts, "out": str(out)}, _export_line(counts, str(out)))
+
+
+def _open_partial(out: Path) -> TextIO:
+    """A new file beside OUT under a fresh name, created exclusively ("x", with the usual permissions), so a
+    user's own OUT.partial is never overwritten or moved."""
+    partial = out.with_name(f".{out.name}.{uuid.uuid4().hex[:12]}.partial")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return partial.open("x", encoding="utf-8", newline="")
+    except OSError as e:
+        raise EmbtuneError(f"cannot write {out}: {e.strerror}") from e
 
 
 def _export_line(counts: dict[str, Any], where: str) -> str:

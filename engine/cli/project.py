@@ -17,7 +17,7 @@ from engine.cli._common import (
     status_counts,
     summary_line,
 )
-from engine.project import init_project, open_project
+from engine.project import Project, init_project, open_project
 
 
 @click.command()
@@ -33,13 +33,17 @@ from engine.project import init_project, open_project
 @handles_errors
 def init(directory: Path, source: Path | None, name: str | None, as_json: bool) -> None:
     """Create a project folder (project.yaml, project.db, lancedb/)."""
-    project = init_project(directory, name=name, template=source)
     imported: list[dict[str, Any]] = []
-    if source is not None and project.config.data.sources:
-        from engine.ingest.importing import import_sources
 
-        with ProgressBar() as bar:
-            imported = import_sources(project, source.resolve(), project.config.data.sources, bar)
+    def import_template_sources(project: Project) -> None:
+        # Runs inside init's temporary folder: a failed import leaves no project behind.
+        if source is not None and project.config.data.sources:
+            from engine.ingest.importing import import_sources
+
+            with ProgressBar() as bar:
+                imported.extend(import_sources(project, source.resolve(), project.config.data.sources, bar))
+
+    project = init_project(directory, name=name, template=source, populate=import_template_sources)
     summary = summary_line(project)
     emit(
         as_json,
@@ -65,6 +69,7 @@ def init(directory: Path, source: Path | None, name: str | None, as_json: bool) 
     "--queries", type=click.Path(path_type=Path), help="Queries JSONL {_id?, text, relevant?: [doc ids]}; needs --tag."
 )
 @click.option("--tag", type=click.Choice(["gate", "general", "test", "train", "dev"]), help="Split/tag for --queries.")
+@click.option("--strict", is_flag=True, help="Fail, importing nothing, if any file or row would be skipped.")
 @json_option
 @handles_errors
 def import_(
@@ -76,6 +81,7 @@ def import_(
     chunking: str | None,
     queries: Path | None,
     tag: str | None,
+    strict: bool,
     as_json: bool,
 ) -> None:
     """Import data into a project. Each import is one transaction: all of it or nothing."""
@@ -93,15 +99,15 @@ def import_(
     project = open_project(directory)
     with ProgressBar() as bars:
         if beir:
-            result = importing.import_beir(project, beir, bars)
+            result = importing.import_beir(project, beir, bars, strict=strict)
         elif pairs:
-            result = importing.import_pairs(project, pairs, split, bars)
+            result = importing.import_pairs(project, pairs, split, bars, strict=strict)
         elif docs:
-            result = importing.import_docs(project, docs, chunking, bars)
+            result = importing.import_docs(project, docs, chunking, bars, strict=strict)
         else:
             assert queries is not None
             assert tag is not None
-            result = importing.import_queries(project, queries, tag, bars)
+            result = importing.import_queries(project, queries, tag, bars, strict=strict)
     added = result["added"]
     text = (
         "Imported " + ", ".join(f"{n} {k}" for k, n in added.items() if n)
@@ -109,7 +115,8 @@ def import_(
         else ("Nothing new: everything in this input is already in the project.")
     )
     notes = "".join(f"\nnote: {n}" for n in result["notes"])
-    emit(as_json, result, text + notes + "\n" + summary_line(project))
+    skipped = "".join(f"\n{line}" for line in importing.skipped_lines(result["skipped"]))
+    emit(as_json, result, text + notes + skipped + "\n" + summary_line(project))
 
 
 @click.command()
@@ -118,7 +125,10 @@ def import_(
 @handles_errors
 def status(directory: Path, as_json: bool) -> None:
     """Counts per table and split."""
+    from engine.jobs.launcher import reap_stale
+
     project = open_project(directory)
+    reap_stale(project)  # runs whose process is gone are counted as interrupted, not running
     counts = status_counts(project)
     if as_json:
         emit(True, counts, "")

@@ -7,16 +7,29 @@ writes the whole batch in one transaction (engine.store.imports).
 from __future__ import annotations
 
 import hashlib
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.ingest.chunking import chunk_text, spec_from_dict
-from engine.ingest.readers import Problems, read_csv, read_jsonl, read_tsv, string_field, string_list, text_lines
+from engine.ingest.readers import (
+    Problems,
+    read_csv,
+    read_jsonl,
+    read_tsv,
+    string_field,
+    string_list,
+    text_lines,
+    within_limit,
+)
 from engine.store.import_batch import ImportBatch
 from engine.store.schema import SOURCE_STRATEGY, SPLITS, text_hash
 
 DOC_SUFFIXES = (".txt", ".md", ".markdown")
+# Past this many "unknown document/query" lines in one qrels file the rest say nothing new: count them instead.
+MAX_UNKNOWN_REFS = 5
 
 
 def file_sha256(path: Path) -> str:
@@ -35,7 +48,7 @@ def source_chunk_text(title: str, body: str) -> str:
 # --- BEIR -------------------------------------------------------------------------------------------------
 
 
-def parse_beir(folder: Path) -> ImportBatch:
+def parse_beir(folder: Path, *, max_chars: int) -> ImportBatch:
     """corpus.jsonl + queries.jsonl + qrels/<split>.tsv; the qrels file name is the split."""
     problems = Problems()
     batch = ImportBatch("beir", folder)
@@ -47,10 +60,13 @@ def parse_beir(folder: Path) -> ImportBatch:
         problems.add(folder / "qrels", 0, None, "no qrels/*.tsv files (train.tsv, test.tsv, ...)")
     problems.raise_if_any()
     source = folder.name
-    _beir_corpus(folder / "corpus.jsonl", batch, problems, source)
-    query_texts = _beir_queries(folder / "queries.jsonl", problems)
+    before = len(problems.items)
+    _beir_corpus(folder / "corpus.jsonl", batch, problems, source, max_chars)
+    query_texts = _beir_queries(folder / "queries.jsonl", problems, max_chars)
+    # With a broken corpus or queries file every qrels line would name an "unknown" id: report the cause only.
+    check_refs = len(problems.items) == before
     for qrels in qrel_files:
-        _beir_qrels(qrels, batch, query_texts, problems, source)
+        _beir_qrels(qrels, batch, query_texts, problems, source, check_refs=check_refs)
     problems.raise_if_any()
     unjudged = len(set(query_texts) - set(batch.queries))
     if unjudged:
@@ -58,10 +74,10 @@ def parse_beir(folder: Path) -> ImportBatch:
     return batch
 
 
-def _beir_corpus(path: Path, batch: ImportBatch, problems: Problems, source: str) -> None:
+def _beir_corpus(path: Path, batch: ImportBatch, problems: Problems, source: str, max_chars: int) -> None:
     first_line: dict[str, int] = {}
     for line, obj in read_jsonl(path, problems):
-        doc_id = string_field(obj, "_id", path, line, problems)
+        doc_id = string_field(obj, "_id", path, line, problems, number_ok=True)
         body = string_field(obj, "text", path, line, problems)
         title = string_field(obj, "title", path, line, problems, required=False) or ""
         if doc_id is None or body is None:
@@ -70,16 +86,19 @@ def _beir_corpus(path: Path, batch: ImportBatch, problems: Problems, source: str
             problems.add(path, line, "_id", f"duplicate id '{doc_id}' (first on line {first_line[doc_id]})")
             continue
         first_line[doc_id] = line
+        passage = source_chunk_text(title, body)
+        if not within_limit(passage, max_chars, path, line, "text", problems):
+            continue
         batch.add_document(doc_id, title, body, source, (path, line))
-        batch.add_chunk(doc_id, SOURCE_STRATEGY, 0, source_chunk_text(title, body))
+        batch.add_chunk(doc_id, SOURCE_STRATEGY, 0, passage)
 
 
-def _beir_queries(path: Path, problems: Problems) -> dict[str, tuple[str, int]]:
+def _beir_queries(path: Path, problems: Problems, max_chars: int) -> dict[str, tuple[str, int]]:
     texts: dict[str, tuple[str, int]] = {}
     for line, obj in read_jsonl(path, problems):
-        query_id = string_field(obj, "_id", path, line, problems)
+        query_id = string_field(obj, "_id", path, line, problems, number_ok=True)
         text = string_field(obj, "text", path, line, problems)
-        if query_id is None or text is None:
+        if query_id is None or text is None or not within_limit(text, max_chars, path, line, "text", problems):
             continue
         if query_id in texts:
             problems.add(path, line, "_id", f"duplicate id '{query_id}' (first on line {texts[query_id][1]})")
@@ -89,35 +108,64 @@ def _beir_queries(path: Path, problems: Problems) -> dict[str, tuple[str, int]]:
 
 
 def _beir_qrels(
-    path: Path, batch: ImportBatch, query_texts: dict[str, tuple[str, int]], problems: Problems, source: str
+    path: Path,
+    batch: ImportBatch,
+    query_texts: dict[str, tuple[str, int]],
+    problems: Problems,
+    source: str,
+    *,
+    check_refs: bool,
 ) -> None:
     split = path.stem
     if split not in SPLITS:
         problems.add(path, 0, None, f"unknown split '{split}' (qrels files are named {', '.join(SPLITS)})")
         return
+    unknown = 0
     for line, (query_id, doc_id, score_text) in read_tsv(path, problems, 3):
         if line == 1 and query_id == "query-id":
             continue  # the BEIR header
-        try:
-            score = float(score_text)
-        except ValueError:
-            problems.add(path, line, "score", f"expected a number, got '{score_text}'")
-            continue
-        if score <= 0:
-            continue  # BEIR marks judged-irrelevant documents with 0
-        if query_id not in query_texts:
-            problems.add(path, line, "query-id", f"unknown query '{query_id}' (not in queries.jsonl)")
-            continue
-        if doc_id not in batch.documents:
-            problems.add(path, line, "corpus-id", f"unknown document '{doc_id}' (not in corpus.jsonl)")
-            continue
-        known = batch.queries.get(query_id)
-        if known and known["split"] != split:
-            problems.add(path, line, "query-id", f"query '{query_id}' is already in split '{known['split']}'")
+        score = _score(score_text, path, line, problems)
+        if score is None or score <= 0 or not check_refs:
+            continue  # 0 (or below): BEIR's mark for a judged-irrelevant document
+        problem = _qrels_ref_problem(query_id, doc_id, split, batch, query_texts)
+        if problem:
+            unknown += 1
+            if unknown <= MAX_UNKNOWN_REFS:
+                problems.add(path, line, *problem)
             continue
         text, query_line = query_texts[query_id]
         batch.add_query(query_id, text, split, source, (path.parent.parent / "queries.jsonl", query_line))
         batch.add_pair(query_id, doc_id, split, f"{source}/qrels", score)
+    if unknown > MAX_UNKNOWN_REFS:
+        more = unknown - MAX_UNKNOWN_REFS
+        problems.add(path, 0, None, f"... and {more:,} more lines naming unknown queries or documents")
+
+
+def _score(text: str, path: Path, line: int, problems: Problems) -> float | None:
+    """A finite relevance score. NaN would be stored as NULL and the pair silently lost; inf is no grade."""
+    try:
+        score = float(text)
+    except ValueError:
+        problems.add(path, line, "score", f"expected a number, got '{text}'")
+        return None
+    if not math.isfinite(score):
+        problems.add(path, line, "score", f"expected a finite number, got '{text}'")
+        return None
+    return score
+
+
+def _qrels_ref_problem(
+    query_id: str, doc_id: str, split: str, batch: ImportBatch, query_texts: dict[str, tuple[str, int]]
+) -> tuple[str, str] | None:
+    """(field, message) when a judgment names an unknown query or document or moves a query between splits."""
+    if query_id not in query_texts:
+        return "query-id", f"unknown query '{query_id}' (not in queries.jsonl)"
+    if doc_id not in batch.documents:
+        return "corpus-id", f"unknown document '{doc_id}' (not in corpus.jsonl)"
+    known = batch.queries.get(query_id)
+    if known and known["split"] != split:
+        return "query-id", f"query '{query_id}' is already in split '{known['split']}'"
+    return None
 
 
 # --- pairs files ------------------------------------------------------------------------------------------
@@ -132,13 +180,14 @@ class PairRow:
     split: str | None
 
 
-def parse_pairs(path: Path, *, split: str | None, test_fraction: float, seed: int) -> ImportBatch:
+def parse_pairs(path: Path, *, split: str | None, test_fraction: float, seed: int, max_chars: int) -> ImportBatch:
     """Pairs as JSONL ({query, positive[, negative][, split]} or FlagEmbedding {query, pos[], neg[]}) or CSV."""
     problems = Problems()
     if split is not None and split not in SPLITS:
         problems.add(path, 0, None, f"unknown split '{split}' (one of {', '.join(SPLITS)})")
         problems.raise_if_any()
     rows = list(_csv_pairs(path, problems) if path.suffix.lower() == ".csv" else _jsonl_pairs(path, problems))
+    rows = [row for row in rows if _row_within_limit(row, path, max_chars, problems)]
     if not rows and not problems.items:
         problems.add(path, 0, None, "no pairs in the file")
     problems.raise_if_any()
@@ -160,6 +209,11 @@ def parse_pairs(path: Path, *, split: str | None, test_fraction: float, seed: in
             batch.negatives[(query_id, cid)] = {"query_id": query_id, "chunk_id": cid, "miner": "import"}
     problems.raise_if_any()
     return batch
+
+
+def _row_within_limit(row: PairRow, path: Path, max_chars: int, problems: Problems) -> bool:
+    texts = [("query", row.query)] + [("positive", t) for t in row.positives] + [("negative", t) for t in row.negatives]
+    return all([within_limit(text, max_chars, path, row.line, field, problems) for field, text in texts])
 
 
 def _passage(batch: ImportBatch, text: str, source: str, where: tuple[Path, int]) -> str:
@@ -219,7 +273,7 @@ def _row_split(value: Any, path: Path, line: int, problems: Problems) -> str | N
 # --- queries files ----------------------------------------------------------------------------------------
 
 
-def parse_queries(path: Path, tag: str) -> ImportBatch:
+def parse_queries(path: Path, tag: str, *, max_chars: int) -> ImportBatch:
     """Queries ({_id, text[, relevant: [doc ids]]}) with a tag; judgments are checked against the store later."""
     problems = Problems()
     if tag not in SPLITS:
@@ -229,9 +283,9 @@ def parse_queries(path: Path, tag: str) -> ImportBatch:
     first_line: dict[str, int] = {}
     for line, obj in read_jsonl(path, problems):
         text = string_field(obj, "text", path, line, problems)
-        query_id = string_field(obj, "_id", path, line, problems, required=False)
+        query_id = string_field(obj, "_id", path, line, problems, required=False, number_ok=True)
         relevant = string_list(obj, "relevant", path, line, problems, required=False)
-        if text is None:
+        if text is None or not within_limit(text, max_chars, path, line, "text", problems):
             continue
         query_id = query_id or "q-" + text_hash(text)[:16]
         if query_id in first_line:
@@ -256,18 +310,21 @@ def parse_queries(path: Path, tag: str) -> ImportBatch:
 # --- folders of documents ---------------------------------------------------------------------------------
 
 
-def parse_docs(folder: Path, strategy_name: str, strategy: dict[str, Any]) -> ImportBatch:
-    """Every .txt/.md file under `folder` becomes a document (id = its relative path), chunked by a strategy."""
+def parse_docs(folder: Path, strategy_name: str, strategy: dict[str, Any], *, max_chars: int) -> ImportBatch:
+    """Every .txt/.md file under `folder` becomes a document (id = its relative path), chunked by a strategy.
+
+    A document longer than `max_chars` is still imported, as chunks, and a note says so; a single chunk that
+    long (the `whole` strategy, or text without spaces) is refused, since each chunk is embedded in one piece."""
     problems = Problems()
     try:
         spec = spec_from_dict(strategy_name, strategy)
     except ValueError as e:
         problems.add(folder, 0, None, str(e))
         problems.raise_if_any()
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in DOC_SUFFIXES)
+    batch = ImportBatch("docs", folder)
+    files = doc_files(folder, batch.skipped)
     if not files:
         problems.add(folder, 0, None, f"no {', '.join(DOC_SUFFIXES)} files found")
-    batch = ImportBatch("docs", folder)
     for path in files:
         body = "\n".join(line for _, line in _all_lines(path, problems)).strip()
         if not body:
@@ -276,10 +333,61 @@ def parse_docs(folder: Path, strategy_name: str, strategy: dict[str, Any]) -> Im
         doc_id = path.relative_to(folder).as_posix()
         batch.add_document(doc_id, _title(body, path), body, folder.name, (path, 1))
         batch.documents[doc_id]["chunking"] = strategy_name
-        for chunk in chunk_text(body, spec):
-            batch.add_chunk(doc_id, strategy_name, chunk.position, chunk.text, (chunk.start, chunk.end))
+        chunks = chunk_text(body, spec)
+        for chunk in chunks:
+            if within_limit(chunk.text, max_chars, path, 0, f"chunk {chunk.position + 1} ({strategy_name})", problems):
+                batch.add_chunk(doc_id, strategy_name, chunk.position, chunk.text, (chunk.start, chunk.end))
+        if len(body) > max_chars:
+            batch.notes.append(
+                f"{doc_id}: {len(body):,} characters, over ingest.max_document_chars ({max_chars:,}); "
+                f"imported as {len(chunks):,} chunks with '{strategy_name}'"
+            )
     problems.raise_if_any()
     return batch
+
+
+def doc_files(folder: Path, skipped: list[dict[str, Any]]) -> list[Path]:
+    """The document files under `folder`, sorted; whatever else is there and not hidden is named in `skipped`
+    (an unreadable folder, a broken link, a .pdf), so nothing the user put there vanishes without a word."""
+    files: list[Path] = []
+
+    def unreadable(error: OSError) -> None:
+        skipped.append(_skip(Path(error.filename or folder), f"cannot read folder: {error.strerror}"))
+
+    for root, dirs, names in os.walk(folder, onerror=unreadable):
+        base = Path(root)
+        for name in [d for d in dirs if (base / d).is_symlink() and not d.startswith(".")]:
+            skipped.append(_skip(base / name, "link to a folder; links to folders are not followed"))
+        # Hidden folders (.git, .obsidian) hold tool files, not documents.
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in names:
+            reason = _not_a_document(base / name)
+            if reason is None:
+                files.append(base / name)
+            elif not name.startswith("."):
+                skipped.append(_skip(base / name, reason))
+    return sorted(files)
+
+
+def _not_a_document(path: Path) -> str | None:
+    if path.suffix.lower() not in DOC_SUFFIXES:
+        return f"not a {', '.join(DOC_SUFFIXES)} file"
+    if not path.is_file():
+        return "not a regular file (a broken link, a pipe or a device)"
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        # The id is the relative path; one that is not UTF-8 cannot be stored or shown.
+        return "file or folder name is not valid UTF-8; rename it"
+    if not os.access(path, os.R_OK):
+        return "cannot read file: permission denied"
+    return None
+
+
+def _skip(path: Path, reason: str) -> dict[str, Any]:
+    # A path with undecodable bytes would crash printing and JSON later: show those bytes escaped.
+    shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return {"path": shown, "reason": reason}
 
 
 def _all_lines(path: Path, problems: Problems) -> list[tuple[int, str]]:

@@ -4,9 +4,12 @@ live run from a dead one, cancel, logs.
 `queue` records the run (status queued) and makes its folder runs/<id>/; `launch` starts the worker
 (`python -m engine.jobs.worker ROOT RUN_ID`, which runs the entry point of the run's kind) with
 start_new_session=True, so closing the TUI or losing the SSH session (SIGHUP to the terminal's process group) does
-not stop it. Its stdout and stderr go to runs/<id>/worker.log. A run is dead when its pid no longer runs the worker
-(gone, a zombie, or reused by another program) or its heartbeat is older than STALE_SECONDS; the worker beats from
-a thread of its own every few seconds, so a long step, batch or evaluation never looks stale.
+not stop it. Its stdout and stderr go to runs/<id>/worker.log.
+
+Every run, detached or done in-process (a CLI command, a TUI thread), records the process that owns it: its pid and
+that process's start time, which together name one process even after the pid is reused. `reap_stale` marks a run
+interrupted when its owner is gone, or, for a detached run, when its heartbeat is older than STALE_SECONDS (the
+worker beats from a thread of its own every few seconds, so a long step, batch or evaluation never looks stale).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ QUEUED_GRACE = 60.0  # a queued run whose worker never reported within this long
 RUNS_DIR = "runs"
 LOG_NAME = "worker.log"
 WORKER_MODULE = "engine.jobs.worker"
+UNREADABLE = b"?"  # what _process_state says of a process it cannot look into
 
 
 class JobError(EmbtuneError):
@@ -41,10 +45,12 @@ def log_path(project: Project, run_id: int) -> Path:
     return run_dir(project, run_id) / LOG_NAME
 
 
-def queue(project: Project, kind: str, config: dict[str, Any], parent_id: int | None = None) -> int:
-    """Record a queued run of `kind` for a worker, with its folder: the folder marks it as detached, so reaping
-    never touches a run that some process (the TUI, `--wait`) does in-process."""
-    run_id = store.create_queued_run(project.db, kind, config, parent_id)
+def queue(
+    project: Project, kind: str, config: dict[str, Any], parent_id: int | None = None, *, alone: bool = False
+) -> int:
+    """Record a queued run of `kind` for a worker, with its folder: the folder marks it as detached (a worker that
+    beats, so a silent one is dead too). `alone`: store.RunConflict while another run of `kind` is active."""
+    run_id = store.create_queued_run(project.db, kind, config, parent_id, alone=alone)
     run_dir(project, run_id).mkdir(parents=True, exist_ok=True)
     return run_id
 
@@ -79,16 +85,17 @@ def process_alive(pid: int | None) -> bool:
 
 
 def pid_alive(pid: int | None) -> bool:
-    """True when `pid` runs an embtune worker (not gone, not a zombie, not a reused pid)."""
+    """True when `pid` may run an embtune worker (not gone, not a zombie, not another program's): the check for a
+    run recorded without its owner's start marker."""
     cmdline = _process_state(pid)
     # An empty cmdline is a process inside execve: Popen returns once the new program is mapped (vfork), a moment
     # before the kernel sets its arguments. Reading it then as "not a worker" reaped runs just launched.
-    return cmdline is not None and (not cmdline or WORKER_MODULE.encode() in cmdline)
+    return cmdline is not None and (cmdline in (b"", UNREADABLE) or WORKER_MODULE.encode() in cmdline)
 
 
 def _process_state(pid: int | None) -> bytes | None:
-    """None when `pid` is gone or a zombie, else its command line (b"?" where it cannot be read: another user's
-    process, or no procfs as on macOS — existence is all we know there)."""
+    """None when `pid` is gone or a zombie, else its command line (UNREADABLE where it cannot be read: another
+    user's process, or no procfs as on macOS — existence is all we know there)."""
     if not pid:
         return None
     try:
@@ -96,10 +103,10 @@ def _process_state(pid: int | None) -> bytes | None:
     except ProcessLookupError:
         return None
     except PermissionError:
-        return b"?"
+        return UNREADABLE
     proc = Path(f"/proc/{pid}")
     if not proc.exists():
-        return b"?"
+        return UNREADABLE
     try:
         state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
         cmdline = (proc / "cmdline").read_bytes()
@@ -108,23 +115,44 @@ def _process_state(pid: int | None) -> bytes | None:
     return None if state == "Z" else cmdline
 
 
+def owner_gone(pid: int, start: int | None, detached: bool) -> str | None:
+    """Why the process that owns a run is no longer it ('gone', 'reused'), or None while it may be."""
+    if _process_state(pid) is None:
+        return "gone"
+    if start is not None:
+        # The start time read at creation is fixed for the process's life (execve keeps it), so a just-launched
+        # worker matches at once and any later process given the same pid does not.
+        now = runs.process_start(pid)
+        return "reused" if now is not None and now != start else None
+    return "reused" if detached and not pid_alive(pid) else None  # no marker: a worker is told by its cmdline
+
+
 def reap_stale(project: Project, stale_seconds: float = STALE_SECONDS) -> list[int]:
-    """Mark queued/running detached runs (any kind) whose worker is gone as interrupted; returns their ids."""
+    """Mark queued/running runs of any kind whose owner is gone (a detached worker also when silent) as
+    interrupted; returns their ids. A run done in-process lives as long as its process: never reaped before."""
+    if project.read_only:  # nothing can be marked: readers show the stored status
+        return []
     reaped = []
-    for run_id, pid, age, status in store.live_runs(project.db):
-        if not run_dir(project, run_id).is_dir():
-            continue  # done in-process (gate, eval, an index build with --wait or in the TUI): not a worker's
-        if status == "queued" and pid is None:
-            why = "its worker never started" if (age or 0) > QUEUED_GRACE else None
-        elif not pid_alive(pid):
-            why = f"worker pid {pid} is gone"
-        elif age is not None and age > stale_seconds:
-            why = f"no heartbeat for {age:.0f} s"
-        else:
-            why = None
-        if why and store.mark_interrupted(project.db, run_id, why):
-            reaped.append(run_id)
+    for run in store.live_runs(project.db):
+        why = _dead_because(run, run_dir(project, run.id).is_dir(), stale_seconds)
+        silent = stale_seconds if why and why.startswith("no heartbeat") else None
+        if why and store.mark_interrupted(project.db, run.id, why, silent):
+            reaped.append(run.id)
     return reaped
+
+
+def _dead_because(run: store.LiveRun, detached: bool, stale_seconds: float) -> str | None:
+    if run.pid is None:  # queued: `launch` records the worker's pid the moment it starts
+        return "its worker never started" if run.age > QUEUED_GRACE else None
+    owner = "worker" if detached else "process"
+    gone = owner_gone(run.pid, run.pid_start, detached)
+    if gone == "reused":
+        return f"{owner} pid {run.pid} is gone (its pid was reused by another process)"
+    if gone:
+        return f"{owner} pid {run.pid} is gone"
+    if detached and run.age > stale_seconds:  # only workers beat; an in-process run may be silent for hours
+        return f"no heartbeat for {run.age:.0f} s"
+    return None
 
 
 CANCELLABLE = ("train", "index")  # the kinds that poll the store's cancel request

@@ -52,14 +52,20 @@ ENTRY_POINTS: dict[str, EntryPoint] = {"train": _train, "index": _index}
 
 
 def _beat(root: Path, run_id: int, stop: threading.Event) -> None:
+    """Beat until stopped, whatever happens: store writes wait out another process's write lock, and any other
+    failure is logged and retried at the next beat (a dead heartbeat thread would get a live run reaped)."""
     from engine.store import jobs as store
     from engine.store.db import DB_NAME, open_db
 
-    db = open_db(root / DB_NAME, migrate=False)  # a connection of its own: never inside the job's writes
-    try:
-        while not stop.wait(HEARTBEAT_SECONDS):
+    db = None
+    while not stop.wait(HEARTBEAT_SECONDS):
+        try:
+            if db is None:  # a connection of its own: never inside the job's writes
+                db = open_db(root / DB_NAME, migrate=False)
             store.heartbeat(db, run_id)
-    finally:
+        except Exception as e:  # the beat must go on; the job itself reports its own failures
+            print(f"heartbeat of run {run_id}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+    if db is not None:
         db.close()
 
 

@@ -2,7 +2,7 @@
 
 The card is written here, offline, from the store: the run's data lineage (its config and result) and the
 evaluation figures recorded for it. The folder is assembled under DEST.partial and renamed into place, so DEST
-is either complete or absent.
+is either complete or absent. Export deletes only what it created: DEST.partial when it holds export's marker.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EmbtuneError
-from engine.models.refs import resolve_ref
+from engine.models.refs import ModelRef, resolve_ref
 from engine.project import Project
 from engine.store import indexes
 
 CARD = "README.md"
+# Written first into DEST.partial: how a later export tells its own leftover from a user's folder of that name.
+MARKER = ".embtune-export"
 
 
 class ExportError(EmbtuneError):
@@ -33,21 +35,18 @@ def export_model(project: Project, ref: str, dest: Path) -> dict[str, Any]:
         raise ExportError(f"{dest} exists and is not empty: choose a new folder (nothing was overwritten)")
     model = resolve_ref(project, ref)
     source = resolve_model(model.spec, project.root).path
-    partial = dest.with_name(dest.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)
-    shutil.copytree(
-        source,
-        partial,
-        ignore=shutil.ignore_patterns(".*", "checkpoint-*", "optimizer.pt", "scheduler.pt", "rng_state*.pth"),
-    )
-    _ensure_safetensors(partial)
-    run = indexes.run_record(project.db, model.run_id) if model.run_id is not None else None
-    card = model_card(project, model.name, run, _evaluations(project, model.name))
-    (partial / CARD).write_text(card, encoding="utf-8")
-    if dest.exists():
-        dest.rmdir()  # empty, checked above
-    partial.rename(dest)
+    if dest.is_relative_to(source):
+        raise ExportError(f"{dest} is inside the model folder {source} it would copy: choose a folder outside it")
+    partial = _fresh_partial(dest)
+    try:
+        _assemble(project, model, source, partial)
+        (partial / MARKER).unlink()  # last: a folder holding the marker is always an unfinished export
+        if dest.exists():
+            dest.rmdir()  # empty, checked above
+        partial.rename(dest)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # ours: it was created with the marker in it
+        raise
     files = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
     return {
         "dest": str(dest),
@@ -57,6 +56,37 @@ def export_model(project: Project, ref: str, dest: Path) -> dict[str, Any]:
         "files": files,
         "card": str(dest / CARD),
     }
+
+
+def _fresh_partial(dest: Path) -> Path:
+    """DEST.partial, created empty with export's marker in it. A leftover holding the marker is a killed export
+    of ours and is replaced; anything else at that path belongs to the user and is never deleted."""
+    partial = dest.with_name(dest.name + ".partial")
+    if partial.is_symlink() or partial.exists():
+        if partial.is_symlink() or not (partial / MARKER).is_file():
+            raise ExportError(
+                f"{partial} exists and was not left by an export: move or remove it (nothing was deleted)"
+            )
+        shutil.rmtree(partial)
+    try:
+        partial.mkdir(parents=True)
+    except OSError as e:
+        raise ExportError(f"cannot create {partial}: {e.strerror}") from e
+    (partial / MARKER).write_text("an unfinished `embtune export`; the next export to this folder replaces it\n")
+    return partial
+
+
+def _assemble(project: Project, model: ModelRef, source: Path, partial: Path) -> None:
+    shutil.copytree(
+        source,
+        partial,
+        dirs_exist_ok=True,  # the folder exists already, holding the marker
+        ignore=shutil.ignore_patterns(".*", "checkpoint-*", "optimizer.pt", "scheduler.pt", "rng_state*.pth"),
+    )
+    _ensure_safetensors(partial)
+    run = indexes.run_record(project.db, model.run_id) if model.run_id is not None else None
+    card = model_card(project, model.name, run, _evaluations(project, model.name))
+    (partial / CARD).write_text(card, encoding="utf-8")
 
 
 def _ensure_safetensors(folder: Path) -> None:

@@ -52,6 +52,7 @@ def resolve_model(spec: str, base_dir: Path | None = None) -> ResolvedModel:
                 f"model {spec!r}: {folder} is not a model folder (it has neither "
                 f"{' nor '.join(MODEL_FILES)}). Point base_model at the folder that holds them."
             )
+        _check_model_files(folder)
         return ResolvedModel(spec, folder, "path")
     looked = [f"as a local folder: {folder} (does not exist)"]
     if not _HF_ID.match(spec):
@@ -68,6 +69,24 @@ def resolve_model(spec: str, base_dir: Path | None = None) -> ResolvedModel:
 def is_model_dir(path: Path) -> bool:
     """A folder with a transformers config.json or a sentence-transformers modules.json."""
     return path.is_dir() and any((path / name).is_file() for name in MODEL_FILES)
+
+
+def _check_model_files(folder: Path) -> None:
+    """A config.json / modules.json that is not a JSON object fails deep inside transformers with a traceback;
+    name the file here instead (they are small, so reading them costs nothing)."""
+    import json
+
+    for name in MODEL_FILES:
+        file = folder / name
+        if not file.is_file():
+            continue
+        try:
+            content = json.loads(file.read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise ModelNotFoundError(f"{file}: not a readable model config ({e})") from e
+        expected, shape = (dict, "object") if name == "config.json" else (list, "list of modules")
+        if not isinstance(content, expected):
+            raise ModelNotFoundError(f"{file}: not a readable model config (must hold a JSON {shape})")
 
 
 def package_module_name(spec: str) -> str:

@@ -26,6 +26,8 @@ class ImportBatch:
     # Where each id came from, so conflicts with the store can name file and line.
     origin: dict[tuple[str, str], tuple[Path, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # Input left out on purpose and named to the user ({path, line?, reason}); --strict makes any an error.
+    skipped: list[dict[str, Any]] = field(default_factory=list)
 
     def add_text(self, text: str) -> str:
         digest = text_hash(text)

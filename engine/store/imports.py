@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Iterable
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,45 +33,114 @@ def write_batch(
 
     Returns counts of rows added per table. Adds to `problems` and raises through it (writing nothing) when an
     id in the batch already exists with different content, or a judgment names an unknown document.
+
+    The write lock is held only for the last step: checks read the store and the rows are staged in temporary
+    tables (this connection's temp file) without it, then one short transaction copies them in (all or nothing),
+    so a big import never starves a training job's heartbeat and metrics for minutes.
     """
     report = progress or (lambda stage, done, total: None)
-    with write(db):
-        _check_conflicts(db, batch, problems)
-        _resolve_judgments(db, batch, problems)
-        _reuse_stored_passages(db, batch)
-        problems.raise_if_any()
-        before = _table_counts(db)
-        _insert(db, "texts", ({"hash": h, "text": t} for h, t in batch.texts.items()), len(batch.texts), report)
+    _validate(db, batch, problems)
+    with _staged(db, batch, report) as columns, write(db, owner=f"import of {batch.path}"):
+        if _conflicts_appeared(db):  # another import got in between the checks and the lock
+            _check_conflicts(db, batch, problems)
+            problems.raise_if_any()
+        report("commit", 0, 1)
         import_id = _record_import(db, batch, file_sha)
-        docs = ({**d, "import_id": import_id} for d in batch.documents.values())
-        _insert(db, "documents", docs, len(batch.documents), report)
-        _insert(db, "chunks", batch.chunks.values(), len(batch.chunks), report)
-        queries = ({**q, "import_id": import_id} for q in batch.queries.values())
-        _insert(db, "queries", queries, len(batch.queries), report)
-        _insert(db, "pairs", batch.pairs.values(), len(batch.pairs), report)
-        _insert(db, "negatives", batch.negatives.values(), len(batch.negatives), report)
-        added = {k: v - before[k] for k, v in _table_counts(db).items()}
+        added = {table: _copy_staged(db, table, columns[table], import_id) for table in STAGED}
+        del added["texts"]
         if not any(added.values()):
             # Nothing new: drop the import record too, so a re-import leaves the store byte-for-byte as it was.
             db.execute("DELETE FROM imports WHERE id = ?", [import_id])
         else:
             db.execute("UPDATE imports SET counts_json = ? WHERE id = ?", [json.dumps(added), import_id])
+        report("commit", 1, 1)
     return {"added": added, "in_file": batch.counts(), "notes": batch.notes}
 
 
-def _insert(db: Database, table: str, rows: Iterable[dict[str, Any]], total: int, report: Progress) -> None:
-    chunk: list[dict[str, Any]] = []
-    done = 0
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= BATCH:
-            db[table].insert_all(chunk, ignore=True)
-            done += len(chunk)
-            chunk = []
-            report(table, done, total)
-    if chunk:
-        db[table].insert_all(chunk, ignore=True)
-        report(table, done + len(chunk), total)
+# In foreign-key order; documents and queries get the import's id when copied in.
+STAGED = ("texts", "documents", "chunks", "queries", "pairs", "negatives")
+_WITH_IMPORT_ID = ("documents", "queries")
+
+
+def _validate(db: Database, batch: ImportBatch, problems: Problems) -> None:
+    _check_conflicts(db, batch, problems)
+    _resolve_judgments(db, batch, problems)
+    _reuse_stored_passages(db, batch)
+    problems.raise_if_any()
+
+
+def _batch_rows(batch: ImportBatch, table: str) -> list[dict[str, Any]]:
+    if table == "texts":
+        return [{"hash": h, "text": t} for h, t in batch.texts.items()]
+    return list(getattr(batch, table).values())
+
+
+@contextlib.contextmanager
+def _staged(db: Database, batch: ImportBatch, report: Progress) -> Iterator[dict[str, list[str]]]:
+    """The batch's rows in temp.stage_<table> (written without any lock on project.db), and the columns each
+    holds; the temp tables are dropped afterwards."""
+    try:
+        db.execute("SAVEPOINT stage")  # one temp-file transaction, not one per row
+        try:
+            columns = {table: _stage(db, table, _batch_rows(batch, table), report) for table in STAGED}
+        except BaseException:
+            db.execute("ROLLBACK TO stage")
+            db.execute("RELEASE stage")
+            raise
+        db.execute("RELEASE stage")
+        yield columns
+    finally:
+        for table in STAGED:
+            db.execute(f"DROP TABLE IF EXISTS temp.stage_{table}")
+
+
+def _stage(db: Database, table: str, rows: list[dict[str, Any]], report: Progress) -> list[str]:
+    # Every column any row has (as sqlite-utils' insert_all does): a row without one inserts NULL there.
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    db.execute(f"CREATE TEMP TABLE stage_{table} AS SELECT * FROM main.{table} WHERE 0")
+    names, marks = ", ".join(_quote(c) for c in columns), ", ".join("?" * len(columns))
+    for start in range(0, len(rows), BATCH):
+        part = rows[start : start + BATCH]
+        db.conn.executemany(
+            f"INSERT INTO temp.stage_{table} ({names}) VALUES ({marks})",
+            ([_value(row.get(c)) for c in columns] for row in part),
+        )
+        report(table, start + len(part), len(rows))
+    return columns
+
+
+def _copy_staged(db: Database, table: str, columns: list[str], import_id: int) -> int:
+    """INSERT OR IGNORE: rows already present (identical, checked above) stay as they are. Returns rows added."""
+    if not columns:
+        return 0
+    names = ", ".join(_quote(c) for c in columns)
+    if table in _WITH_IMPORT_ID:
+        cursor = db.execute(
+            f"INSERT OR IGNORE INTO main.{table} ({names}, import_id) SELECT {names}, ? FROM temp.stage_{table}",
+            [import_id],
+        )
+    else:
+        cursor = db.execute(f"INSERT OR IGNORE INTO main.{table} ({names}) SELECT {names} FROM temp.stage_{table}")
+    return max(cursor.rowcount, 0)
+
+
+def _conflicts_appeared(db: Database) -> bool:
+    """Staged documents or queries that meanwhile exist with other content (one indexed join each)."""
+    row = db.execute(
+        "SELECT EXISTS (SELECT 1 FROM temp.stage_documents s JOIN main.documents d ON d.id = s.id "
+        "WHERE d.text_hash != s.text_hash) OR EXISTS (SELECT 1 FROM temp.stage_queries s "
+        "JOIN main.queries q ON q.id = s.id WHERE q.text != s.text OR q.split != s.split)"
+    ).fetchone()
+    return bool(row[0])
+
+
+def _quote(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
+
+
+def _value(value: Any) -> Any:
+    """As sqlite-utils stores them: dicts and lists as JSON text."""
+    return json.dumps(value) if isinstance(value, (dict, list)) else value
 
 
 def _record_import(db: Database, batch: ImportBatch, file_sha: str) -> int:
@@ -78,11 +149,6 @@ def _record_import(db: Database, batch: ImportBatch, file_sha: str) -> int:
         [batch.kind, str(batch.path), file_sha],
     )
     return int(cursor.lastrowid)
-
-
-def _table_counts(db: Database) -> dict[str, int]:
-    tables = ("documents", "chunks", "queries", "pairs", "negatives")
-    return {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
 
 
 def _check_conflicts(db: Database, batch: ImportBatch, problems: Problems) -> None:
@@ -160,3 +226,16 @@ def _reuse_stored_passages(db: Database, batch: ImportBatch) -> None:
         batch.negatives = {
             (q, remap.get(c, c)): n | {"chunk_id": remap.get(c, c)} for (q, c), n in batch.negatives.items()
         }
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether a failed write ran out of space (SQLITE_FULL), also when a later error (a ROLLBACK that found
+    SQLite had already rolled back) was raised while handling it."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, sqlite3.Error) and (
+            getattr(seen, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(seen)
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -9,10 +9,11 @@ error starting 'interrupted', so the runs CHECK needs no table rebuild; readers 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.store._sqlite_utils import Database
 from engine.store.db import write
+from engine.store.runs import known_id, process_start
 
 NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 INTERRUPTED = "interrupted"
@@ -21,9 +22,24 @@ TRAIN_KIND = "train"
 MetricRow = tuple[str, str, int, float]  # (key, split, step, value)
 
 
-def create_queued_run(db: Database, kind: str, config: dict[str, Any], parent_id: int | None = None) -> int:
-    """A run waiting for its worker: the id exists before the detached process starts."""
+class RunConflict(Exception):
+    """A run that `create_queued_run(alone=True)` refused to add: `run_id` (its `status`) is active, or it already
+    continued the parent and finished (`resumed`). Not a user error here: the store names no commands."""
+
+    def __init__(self, run_id: int, status: str, resumed: bool) -> None:
+        super().__init__(f"run {run_id} is {status}")
+        self.run_id, self.status, self.resumed = run_id, status, resumed
+
+
+def create_queued_run(
+    db: Database, kind: str, config: dict[str, Any], parent_id: int | None = None, *, alone: bool = False
+) -> int:
+    """A run waiting for its worker: the id exists before the detached process starts. `alone`: refused
+    (RunConflict) while another run of `kind` is queued or running, or when a run of `kind` continuing
+    `parent_id` finished; checked in the insert's write transaction, so of two starts at once one is refused."""
     with write(db):
+        if alone:
+            _refuse_conflict(db, kind, parent_id)
         cursor = db.execute(
             "INSERT INTO runs (kind, status, config_json, parent_id) VALUES (?, 'queued', ?, ?)",
             [kind, json.dumps(config), parent_id],
@@ -31,18 +47,35 @@ def create_queued_run(db: Database, kind: str, config: dict[str, Any], parent_id
     return int(cursor.lastrowid)
 
 
-def set_pid(db: Database, run_id: int, pid: int) -> None:
+def _refuse_conflict(db: Database, kind: str, parent_id: int | None) -> None:
+    row = db.execute(
+        "SELECT id, status FROM runs WHERE kind = ? AND status IN ('queued', 'running') ORDER BY id LIMIT 1", [kind]
+    ).fetchone()
+    if row:
+        raise RunConflict(int(row[0]), row[1], resumed=False)
+    row = db.execute(
+        "SELECT id FROM runs WHERE kind = ? AND parent_id = ? AND status = 'finished' ORDER BY id LIMIT 1",
+        [kind, parent_id],
+    ).fetchone()
+    if row:
+        raise RunConflict(int(row[0]), "finished", resumed=True)
+
+
+def set_pid(db: Database, run_id: int, pid: int, start: int | None = None) -> None:
+    """The process that owns a run from now on, with its start marker (`start`, else read now: a launcher calls
+    this right after starting it, when the pid cannot have been reused yet)."""
+    start = start if start is not None else process_start(pid)
     with write(db):
-        db.execute(f"UPDATE runs SET pid = ?, heartbeat_at = {NOW} WHERE id = ?", [pid, run_id])
+        db.execute(f"UPDATE runs SET pid = ?, pid_start = ?, heartbeat_at = {NOW} WHERE id = ?", [pid, start, run_id])
 
 
 def mark_running(db: Database, run_id: int, pid: int) -> bool:
     """queued → running by the worker itself; False when the run is no longer queued (cancelled meanwhile)."""
     with write(db):
         cursor = db.execute(
-            f"UPDATE runs SET status = 'running', pid = ?, started_at = {NOW}, heartbeat_at = {NOW} "
+            f"UPDATE runs SET status = 'running', pid = ?, pid_start = ?, started_at = {NOW}, heartbeat_at = {NOW} "
             "WHERE id = ? AND status = 'queued'",
-            [pid, run_id],
+            [pid, process_start(pid), run_id],
         )
     return cursor.rowcount == 1
 
@@ -120,13 +153,21 @@ def end_run(db: Database, run_id: int, status: str, result: dict[str, Any], erro
         )
 
 
-def mark_interrupted(db: Database, run_id: int, why: str) -> bool:
-    """A live-looking run whose worker is gone becomes failed('interrupted: …'); False if it ended meanwhile."""
+def mark_interrupted(db: Database, run_id: int, why: str, silent_for: float | None = None) -> bool:
+    """A live-looking run whose worker is gone becomes failed('interrupted: …'); False if it ended meanwhile.
+
+    `silent_for`: reaped for silence, so re-check inside the write lock that it is still silent that long — the
+    age was read before waiting for the lock, and a worker may have beaten while another process held it."""
+    silence = (
+        ""
+        if silent_for is None
+        else " AND (julianday('now') - julianday(coalesce(heartbeat_at, created_at))) * 86400.0 > ?"
+    )
     with write(db):
         cursor = db.execute(
             f"UPDATE runs SET status = 'failed', error = ?, finished_at = {NOW} "
-            "WHERE id = ? AND status IN ('queued', 'running')",
-            [f"{INTERRUPTED}: {why}", run_id],
+            f"WHERE id = ? AND status IN ('queued', 'running'){silence}",
+            [f"{INTERRUPTED}: {why}", run_id, *([] if silent_for is None else [silent_for])],
         )
     return cursor.rowcount == 1
 
@@ -180,6 +221,8 @@ def list_runs(db: Database, limit: int = 200, kind: str | None = TRAIN_KIND) -> 
 
 def job_run(db: Database, run_id: int, kind: str | None = None) -> dict[str, Any] | None:
     """A run of any kind (or only of `kind`) with its config, result, heartbeat age and last training step."""
+    if not known_id(run_id):
+        return None
     row = db.execute(_select_runs("r.id = ? AND coalesce(?, r.kind) = r.kind"), [run_id, kind]).fetchone()
     return _run_dict(row[:-2], row[-2], row[-1]) if row else None
 
@@ -188,13 +231,25 @@ def train_run(db: Database, run_id: int) -> dict[str, Any] | None:
     return job_run(db, run_id, TRAIN_KIND)
 
 
-def live_runs(db: Database) -> list[tuple[int, int | None, float | None, str]]:
-    """(id, pid, seconds since the last heartbeat (or creation), status) of the runs queued or running, any kind."""
+class LiveRun(NamedTuple):
+    """A run queued or running, as a reaper sees it."""
+
+    id: int
+    kind: str
+    status: str
+    pid: int | None  # its owner: the worker, or the process that does it in-process (None: not launched yet)
+    pid_start: int | None  # the owner's start marker (None: unknown, or a run recorded before it was kept)
+    age: float  # seconds since its last heartbeat (or its creation)
+
+
+def live_runs(db: Database) -> list[LiveRun]:
+    """The runs queued or running, any kind."""
     rows = db.execute(
-        "SELECT id, pid, (julianday('now') - julianday(coalesce(heartbeat_at, created_at))) * 86400.0, "
-        "status FROM runs WHERE status IN ('queued', 'running')"
+        "SELECT id, kind, status, pid, pid_start, "
+        "(julianday('now') - julianday(coalesce(heartbeat_at, created_at))) * 86400.0 "
+        "FROM runs WHERE status IN ('queued', 'running')"
     )
-    return [(int(i), p, age, s) for i, p, age, s in rows]
+    return [LiveRun(int(i), k, s, p, ps, float(age or 0.0)) for i, k, s, p, ps, age in rows]
 
 
 def metric_series(db: Database, run_id: int, after_step: int = -1) -> list[tuple[str, str, int, float]]:

@@ -4,20 +4,39 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from engine.store._sqlite_utils import Database
 from engine.store.db import write
 
 NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+MAX_ID = 2**63 - 1  # SQLite's largest integer: binding a larger one raises OverflowError, no row can have it
+
+
+def known_id(run_id: int) -> bool:
+    """False for an id no row can have (`embtune logs DIR 99999999999999999999999`): an unknown run, no query."""
+    return -MAX_ID - 1 <= run_id <= MAX_ID
+
+
+def process_start(pid: int) -> int | None:
+    """When `pid` started, in clock ticks after boot (/proc/PID/stat field 22): with the pid it names one process,
+    so a reused pid is told from a run's owner. None where unknown (the process is gone, no procfs as on macOS)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        return int(stat.rsplit(b")", 1)[1].split()[19])  # after the name, which may hold spaces or ')'; 22 - 3
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def create_run(db: Database, kind: str, config: dict[str, Any], parent_id: int | None = None) -> int:
+    """A run done in this process (a CLI command, a TUI thread): this process owns it, so when it is gone the
+    run is reaped as interrupted (engine.jobs.launcher.reap_stale)."""
     with write(db):
         cursor = db.execute(
-            f"INSERT INTO runs (kind, status, config_json, parent_id, pid, started_at, heartbeat_at) "
-            f"VALUES (?, 'running', ?, ?, ?, {NOW}, {NOW})",
-            [kind, json.dumps(config), parent_id, os.getpid()],
+            f"INSERT INTO runs (kind, status, config_json, parent_id, pid, pid_start, started_at, heartbeat_at) "
+            f"VALUES (?, 'running', ?, ?, ?, ?, {NOW}, {NOW})",
+            [kind, json.dumps(config), parent_id, os.getpid(), process_start(os.getpid())],
         )
     return int(cursor.lastrowid)
 
@@ -76,6 +95,8 @@ def latest_event(db: Database, run_id: int, kind: str) -> dict[str, Any] | None:
 
 def get_run(db: Database, run_id: int) -> dict[str, Any] | None:
     """A run's status and times (no result: latest_result has that)."""
+    if not known_id(run_id):
+        return None
     row = db.execute(
         "SELECT id, kind, status, error, started_at, finished_at FROM runs WHERE id = ?", [run_id]
     ).fetchone()
@@ -121,6 +142,8 @@ def finish_model_run(db: Database, run_id: int, model_path: str, result: dict[st
 
 def model_run(db: Database, run_id: int) -> dict[str, Any] | None:
     """A run that produced a model (kind, status, model_path relative to the project root), or None."""
+    if not known_id(run_id):
+        return None
     row = db.execute(
         "SELECT id, kind, status, model_path FROM runs WHERE id = ? AND model_path IS NOT NULL", [run_id]
     ).fetchone()

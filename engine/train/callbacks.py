@@ -1,7 +1,9 @@
 """The trainer's reporter: metrics per logged step, events, checkpoints and cancel, all through the store.
 
 Writes are buffered and flushed about once a second (and at every evaluation, checkpoint and the end), so a
-fast run on a GPU does not pay a SQLite commit per step. Cancel is polled at every step end (one indexed read);
+fast run on a GPU does not pay a SQLite commit per step. While another process holds the write lock (a big import),
+a flush gives up after FLUSH_PATIENCE and keeps its buffer for the next one: training goes on, nothing is lost; only
+the end of training waits for the lock, however long it lasts. Cancel is polled at every step end (one indexed read);
 when requested, the step's checkpoint is saved and training stops: latency is one optimizer step.
 transformers is imported lazily: the class is built on first use so importing this module stays cheap.
 """
@@ -13,8 +15,10 @@ from typing import Any
 
 from engine.store import jobs as store
 from engine.store._sqlite_utils import Database
+from engine.store.db import StoreBusy, write
 
 FLUSH_SECONDS = 1.0
+FLUSH_PATIENCE = 0.25  # seconds a step-end flush may wait for the write lock before training goes on
 EVAL_PREFIXES = ("eval_dev_cosine_", "eval_dev_", "eval_")
 TRAIN_KEYS = {"loss": "loss", "learning_rate": "lr", "grad_norm": "grad_norm"}
 
@@ -54,8 +58,10 @@ class Reporter:
         self.db, self.run_id, self.root, self.is_main, self.echo = db, run_id, root, is_main, echo
         self.metrics: list[store.MetricRow] = []
         self.events: list[tuple[str, dict[str, Any]]] = []
+        self.checkpoint: str | None = None  # the newest checkpoint, until it is written
         self.last_flush = 0.0
         self.cancelled = False
+        self.training = False  # between on_train_begin and on_train_end
         self.started = time.monotonic()
         self.start_step = 0
 
@@ -63,18 +69,26 @@ class Reporter:
         self.events.append((kind, payload))
         if self.echo and self.is_main and kind != "progress":  # the worker log reads as the run's story
             print(f"{time.strftime('%H:%M:%S')} {log_line(kind, payload)}", flush=True)
-        if now:
-            self.flush()
+        if now:  # inside the trainer's loop a held lock must not stall steps; outside it, waiting costs nothing
+            self.flush(wait=not self.training)
 
-    def flush(self) -> None:
-        if self.is_main and (self.metrics or self.events):
-            store.flush(self.db, self.run_id, self.metrics, self.events)
-        self.metrics, self.events = [], []
+    def flush(self, wait: bool = True) -> bool:
+        """Write what is buffered; with wait=False, keep it (False) when the lock stays held past FLUSH_PATIENCE."""
         self.last_flush = time.monotonic()
+        if self.is_main and (self.metrics or self.events or self.checkpoint):
+            try:
+                with write(self.db, patience=None if wait else FLUSH_PATIENCE):
+                    if self.checkpoint:
+                        store.set_checkpoint(self.db, self.run_id, self.checkpoint)
+                    store.flush(self.db, self.run_id, self.metrics, self.events)
+            except StoreBusy:
+                return False
+        self.metrics, self.events, self.checkpoint = [], [], None
+        return True
 
     def maybe_flush(self) -> None:
         if time.monotonic() - self.last_flush >= FLUSH_SECONDS:
-            self.flush()
+            self.flush(wait=False)
 
     def progress(self, step: int, max_steps: int) -> dict[str, Any]:
         elapsed = time.monotonic() - self.started
@@ -110,6 +124,7 @@ def make_callback(reporter: Reporter, is_main: bool = True) -> Any:
     class StoreCallback(TrainerCallback):  # type: ignore[misc]
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             reporter.started = time.monotonic()
+            reporter.training = True
             reporter.start_step = state.global_step
             if is_main:
                 reporter.event("train_begin", {"step": state.global_step, "max_steps": state.max_steps}, now=True)
@@ -129,7 +144,7 @@ def make_callback(reporter: Reporter, is_main: bool = True) -> Any:
                 control.should_save = False
             if is_main and time.monotonic() - reporter.last_flush >= FLUSH_SECONDS:
                 reporter.event("progress", reporter.progress(state.global_step, state.max_steps))
-                reporter.flush()
+                reporter.flush(wait=False)
 
         def on_log(
             self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
@@ -150,10 +165,11 @@ def make_callback(reporter: Reporter, is_main: bool = True) -> Any:
                 return
             path = f"{args.output_dir}/checkpoint-{state.global_step}"
             relative = path.removeprefix(reporter.root.rstrip("/") + "/")
-            store.set_checkpoint(reporter.db, reporter.run_id, relative)
+            reporter.checkpoint = relative  # written with the buffer: a held lock must not stall training
             reporter.event("checkpoint", {"step": state.global_step, "path": relative}, now=True)
 
         def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            reporter.training = False
             if is_main:
                 reporter.event("progress", reporter.progress(state.global_step, state.max_steps))
                 reporter.flush()

@@ -129,12 +129,24 @@ def previous_step_seconds(project: Project, s: TrainSettings) -> float | None:
 
 
 def start_training(
-    project: Project, s: TrainSettings, *, launch: bool = True, launcher: list[str] | None = None
+    project: Project,
+    s: TrainSettings,
+    *,
+    launch: bool = True,
+    launcher: list[str] | None = None,
+    allow_parallel: bool = False,
 ) -> tuple[int, dict[str, Any]]:
-    """Record a queued run with its settings and plan, and launch its detached worker. Returns (run id, plan)."""
+    """Record a queued run with its settings and plan, and launch its detached worker. Returns (run id, plan).
+
+    Refused while another training run is queued or running, unless `allow_parallel`: two runs share the GPU and
+    the data and usually mean a second click, not a plan."""
+    jobs.reap_stale(project)  # a run whose process died must not hold the project
     summary = plan(project, s)
     config = {"settings": dataclasses.asdict(s), "plan": summary, "base_model": project.config.base_model}
-    run_id = jobs.queue(project, store.TRAIN_KIND, config)
+    try:
+        run_id = jobs.queue(project, store.TRAIN_KIND, config, alone=not allow_parallel)
+    except store.RunConflict as e:
+        raise TrainingError(f"{_busy(project, e)}, or start this one beside it with --allow-parallel") from None
     if launch:
         jobs.launch(project, run_id, launcher)
     return run_id, summary
@@ -154,11 +166,27 @@ def resume_training(project: Project, run_id: int, *, launch: bool = True) -> in
     if not checkpoint or not (project.root / checkpoint).is_dir():
         raise TrainingError(f"run {run_id} left no checkpoint to resume from: start a new run (embtune train)")
     config = {**parent["config"], "resume_from": checkpoint, "resumed_run": run_id}
-    child = jobs.queue(project, store.TRAIN_KIND, config, parent_id=run_id)
+    try:  # one resume of a run, and one training run at a time: checked as the child is recorded
+        child = jobs.queue(project, store.TRAIN_KIND, config, parent_id=run_id, alone=True)
+    except store.RunConflict as e:
+        if e.resumed:
+            raise TrainingError(
+                f"run {run_id} was already resumed by run {e.run_id}, which finished: its model is "
+                f"models/run-{e.run_id}"
+            ) from None
+        raise TrainingError(f"{_busy(project, e)} before resuming run {run_id}") from None
     store.copy_metrics(project.db, run_id, child, _checkpoint_step(checkpoint))
     if launch:
         jobs.launch(project, child)
     return child
+
+
+def _busy(project: Project, conflict: store.RunConflict) -> str:
+    run_id, root = conflict.run_id, project.root
+    return (
+        f"run {run_id} is {conflict.status}: one training run at a time per project. Follow it "
+        f"(`embtune logs {root} {run_id} --follow`), cancel it (`embtune cancel {root} {run_id}`)"
+    )
 
 
 def _checkpoint_step(path: str) -> int:

@@ -167,7 +167,7 @@ async def test_cancel_asks_first_and_then_requests_the_stop(root: Path, launched
 
 async def test_a_dead_worker_shows_as_interrupted(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run_id = running_run(root)
-    monkeypatch.setattr(engine.jobs.launcher, "pid_alive", lambda pid: False)
+    monkeypatch.setattr(engine.jobs.launcher, "owner_gone", lambda pid, start, detached: "gone")
     app = EmbtuneApp(root)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_train(pilot)

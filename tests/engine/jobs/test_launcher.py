@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from engine.jobs.launcher import WORKER_MODULE, launch, pid_alive, queue, reap_s
 from engine.project import init_project, open_project
 from engine.store import jobs as store
 from engine.store import runs
+from engine.train.run import settings_for, start_training, wait
 from tests.projects import make_project
 
 
@@ -180,6 +182,66 @@ def test_a_just_launched_worker_is_never_taken_for_a_dead_one(tmp_path: Path) ->
             assert store.job_run(project.db, run_id)["status"] == "interrupted"
     finally:
         project.close()
+
+
+RACE_LAUNCHES = 40
+KILL_AFTER = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)  # seconds after the launch: execve, Python's start-up, the imports
+# `embtune runs` in a second terminal, as fast as it goes, until its stdin closes.
+REAPER = """
+import sys, threading
+from engine.jobs.launcher import reap_stale
+from engine.project import open_project
+project = open_project(sys.argv[1])
+closed = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), closed.set()), daemon=True).start()
+while not closed.is_set():
+    reap_stale(project)
+"""
+
+
+def test_train_wait_never_reports_a_just_launched_worker_as_gone(root: Path) -> None:
+    """`train --wait`'s exact path, many times: start_training (reap, plan, queue, launch), then at once the CLI's
+    follow loop (engine.train.run.wait: events, status, reap_stale) polling as fast as it can, with another process
+    reaping beside it. Each worker is killed a moment after its launch; the follow loop must see the run end only
+    then, as interrupted. Reaping by the command line, a reap inside the worker's execve came back at once with
+    'worker pid … is gone'."""
+    project = open_project(root)
+    settings = settings_for(project, batch_size=8, max_steps=2)
+    reaper = subprocess.Popen([sys.executable, "-c", REAPER, str(root)], stdin=subprocess.PIPE)
+    try:
+        for i in range(RACE_LAUNCHES):
+            killer = _Killer(root, store.list_runs(project.db, limit=1), KILL_AFTER[i % len(KILL_AFTER)])
+            run_id, _ = start_training(project, settings)
+            run = wait(project, run_id, poll=0.002)  # what `train --wait` runs next
+            killed_before_the_end = killer.killed_pid
+            killer.join()
+            assert killed_before_the_end, f"launch {i}: run {run_id} ended before its worker was killed: {run}"
+            assert run["status"] == "interrupted", run
+            assert f"worker pid {killer.killed_pid} is gone" in run["error"]
+    finally:
+        reaper.communicate(timeout=30)
+        project.close()
+
+
+class _Killer(threading.Thread):
+    """Kills the next run's worker (its session) `delay` seconds after its launch, from a connection of its own:
+    the main thread goes from the launch straight into the follow loop, with nothing in between."""
+
+    def __init__(self, root: Path, before: list[dict[str, Any]], delay: float) -> None:
+        super().__init__()
+        self.root, self.after_id, self.delay, self.killed_pid = root, before[0]["id"] if before else 0, delay, 0
+        self.start()
+
+    def run(self) -> None:
+        project = open_project(self.root)
+        try:
+            newest = wait_until(lambda: [r for r in store.list_runs(project.db, limit=1) if r["id"] > self.after_id])
+            pid = wait_until(lambda: store.train_run(project.db, newest[0]["id"])["pid"], 30)
+        finally:
+            project.close()
+        time.sleep(self.delay)
+        self.killed_pid = pid  # before the kill: the loop may see the run end the moment the signal lands
+        os.killpg(pid, signal.SIGKILL)
 
 
 def test_runs_done_in_process_are_never_reaped(tmp_path: Path) -> None:

@@ -81,6 +81,8 @@ class ProjectHeader(Horizontal):
         yield Label(config.name, id="project-name", markup=False)
         yield Label(str(self.project.root), id="project-root", markup=False)
         yield Label(f"base model {config.base_model}", id="base-model", markup=False)
+        if self.project.read_only:  # opened read-only (the folder cannot be written): say so before any action fails
+            yield Label(f"read-only project: {self.project.root}", id="read-only", markup=False)
 
 
 class CountsPanel(Static):

@@ -46,6 +46,26 @@ def handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+class JsonErrorsGroup(click.Group):
+    """The root group: click's own usage errors (a missing argument, a file where a folder belongs) also print
+    `{"error": …}` on stdout when the command line asks for --json, so a script always gets JSON back."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        extra.pop("standalone_mode", None)
+        try:
+            result = super().main(argv, prog_name, standalone_mode=False, **extra)
+        except click.ClickException as e:
+            if "--json" in argv:
+                click.echo(json.dumps({"error": e.format_message()}))
+            e.show()
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
 class ProgressBar:
     """A progress bar per stage on stderr (done/total, rate, ETA), so stdout stays clean for --json; silent when
     stderr is no terminal (logs, pipes). Use it as the engine's progress callback, and as a context manager so the

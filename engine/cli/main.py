@@ -10,11 +10,11 @@ from pathlib import Path
 import click
 
 from engine.cli import data, evaluate, gate, index, project, train
-from engine.cli._common import EXIT_BAD_INPUT, run_tui
+from engine.cli._common import EXIT_BAD_INPUT, JsonErrorsGroup, run_tui
 from engine.project import find_project
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=JsonErrorsGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="embtune")
 @click.pass_context
 def main(ctx: click.Context) -> None:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from engine.cli.main import main
@@ -80,3 +81,20 @@ def test_console_script_help_is_fast_to_import_and_lists_commands() -> None:
     out = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True).stdout
     for command in ("init", "import", "status", "open"):
         assert command in out
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["status", "--json"], "Missing argument 'DIRECTORY'"),
+        (["init", "{file}", "--json"], "is a file"),
+        (["train", "{dir}", "--batch-size", "many", "--json"], "'many' is not a valid integer"),
+    ],
+)
+def test_usage_errors_print_json_too_when_json_is_asked(args: list[str], said: str, tmp_path: Path) -> None:
+    """click's own argument checks run before a command's error handler: a script asking --json still gets JSON."""
+    (tmp_path / "f").write_text("")
+    argv = [a.format(file=tmp_path / "f", dir=tmp_path) for a in args]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 2
+    assert said in json.loads(result.stdout)["error"]

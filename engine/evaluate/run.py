@@ -175,7 +175,8 @@ def run_eval(
         "bootstrap_samples": config.bootstrap_samples,
         "allow_leakage": allow_leakage,
     }
-    run_id = runs.create_run(project.db, "eval", settings)
+    # A read-only project (a shared, write-protected folder) is evaluated from its cached vectors, nothing stored.
+    run_id = None if project.read_only else runs.create_run(project.db, "eval", settings)
     try:
         scores = [
             _score(project, ref, queries, general, chunk_docs, chunk_texts, report_progress, is_cancelled)
@@ -186,10 +187,12 @@ def run_eval(
         report.queries_excluded = [{"id": q, "reason": why} for q, why in corpus.excluded_queries(project.db, split)]
     except BaseException as e:
         status = "cancelled" if isinstance(e, InterruptedError) and is_cancelled() else "failed"
-        runs.fail_run(project.db, run_id, f"{type(e).__name__}: {e}", status)
+        if run_id is not None:
+            runs.fail_run(project.db, run_id, f"{type(e).__name__}: {e}", status)
         raise
     report.run_id = run_id
-    _save(project, run_id, report)
+    if run_id is not None:
+        _save(project, run_id, report)
     return report
 
 

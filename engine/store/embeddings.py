@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from engine.store._sqlite_utils import Database
-from engine.store.db import write
+from engine.store.db import is_read_only, write
 
 _CHUNK = 500
 
@@ -28,6 +28,8 @@ def cached_vectors(db: Database, fingerprint: str, max_seq_length: int, keys: Se
 
 
 def store_vectors(db: Database, fingerprint: str, max_seq_length: int, items: Iterable[tuple[str, np.ndarray]]) -> None:
+    if is_read_only(db):  # a read-only project reads its cache and computes the rest; it never writes
+        return
     rows = [
         (fingerprint, key, max_seq_length, int(v.shape[0]), np.asarray(v, dtype=np.float32).tobytes())
         for key, v in items

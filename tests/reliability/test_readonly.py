@@ -200,3 +200,20 @@ def test_a_writable_project_is_not_read_only(small: Path) -> None:
         assert stat.S_IMODE(os.stat(small).st_mode) & stat.S_IWUSR
     finally:
         project.close()
+
+
+def test_eval_of_cached_results_works_on_a_read_only_project(tmp_path: Path, tiny_embedder_path: Path) -> None:
+    """Evaluated once while writable (vectors cached), the same evaluation runs read-only: same figures, no run."""
+    from tests.evalmodels import make_eval_project
+
+    project = make_eval_project(tmp_path, tiny_embedder_path)
+    root = project.root
+    project.close()
+    code, out, err = cli("eval", root, "--models", "base", "--json")
+    assert code == 0, err
+    writable = json.loads(out)
+    done = run_read_only(root, "eval", root, "--models", "base", "--json")
+    assert done.returncode == 0, done.stderr
+    read_only = json.loads(done.stdout)
+    assert read_only["run_id"] is None  # nothing stored
+    assert read_only["models"]["base"]["ndcg@10"] == writable["models"]["base"]["ndcg@10"]

@@ -234,7 +234,11 @@ def _run_arms(ctx: _Context, wanted: set[str] | None) -> tuple[list[Arm], dict[s
     results = [base]
 
     def want(name: str) -> bool:
-        return wanted is None or name in wanted or name.split(":")[0] in wanted
+        """An arm is wanted by its name, its family ("chunking" wants every chunking), or — for a family — by
+        any of its members ("chunking:paragraph" wants the chunking family run, for that strategy only)."""
+        if wanted is None or name in wanted or name.split(":")[0] in wanted:
+            return True
+        return ":" not in name and any(w.startswith(f"{name}:") for w in wanted)
 
     expander = _expander(ctx, skipped)
     expanded_chunks = None

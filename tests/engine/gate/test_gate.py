@@ -258,3 +258,9 @@ def test_gate_queries_copied_by_training_queries_are_named(tmp_path: Path, tiny_
     found = report["leakage"]["near_duplicates"]
     assert [(d["gate_id"], d["train_id"]) for d in found] == [("ga-d00", "tr-copy")]
     assert any("near-duplicates of train queries" in r and "tr-copy" in r for r in report["reasons"])
+
+
+def test_one_chunking_strategy_can_be_asked_for_by_name(tmp_path: Path, tiny_embedder_path: Path) -> None:
+    project = make_project(tmp_path, tiny_embedder_path)
+    report = run_gate(project, arms={"base", "chunking:paragraph"})
+    assert [a.name for a in report.arms] == ["base", "chunking:paragraph"]

@@ -187,10 +187,11 @@ def run_gate(
             is_cancelled,
         )
         results, skipped = _run_arms(ctx, arms)
-        rates = _rates(ctx)
+        candidates = _candidate_rates(ctx)
+        rates = _rates(ctx, candidates)
         settings["encode_seconds"] = {
             encoder.fingerprint: {"passage": rates.passage_seconds, "query": rates.query_seconds},
-            **_candidate_rates(ctx),
+            **candidates,
         }
         report = _report(project, results, skipped, len(queries), settings)
         _price(project, report, rates, len(chunk_texts))
@@ -514,12 +515,12 @@ def _report(
     )
 
 
-def _rates(ctx: _Context) -> Rates:
+def _rates(ctx: _Context, candidates: dict[str, dict[str, float]]) -> Rates:
     """This machine's encode rates for the base model (uncached; measured once per model, then taken from the
-    previous gate run so a re-run encodes nothing) and the latencies the arms measured now."""
+    previous gate run so a re-run encodes nothing), the candidates' (by fingerprint) and the latencies the arms
+    measured now."""
     passage_seconds, query_seconds = _encode_rates(ctx)
     expansion = ctx.seconds.get("expansion")
-    candidates = _candidate_rates(ctx)
     return Rates(
         passage_seconds=passage_seconds,
         query_seconds=query_seconds,

@@ -53,16 +53,24 @@ class Problems:
             raise InputError(self.items)
 
 
-def text_lines(path: Path, problems: Problems) -> Iterator[tuple[int, str]]:
-    """Yield (line number, decoded line) for non-blank lines; bad UTF-8 and a BOM become problems."""
+def _file_bytes(path: Path, problems: Problems) -> bytes | None:
+    """The file's bytes without a BOM (a BOM is a problem, then skipped); None when it cannot be read."""
     try:
         data = path.read_bytes()
     except OSError as e:
         problems.add(path, 0, None, f"cannot read: {e.strerror}")
-        return
+        return None
     if data.startswith(BOM):
         problems.add(path, 1, None, "starts with a UTF-8 byte-order mark (BOM); save it as UTF-8 without BOM")
         data = data[len(BOM) :]
+    return data
+
+
+def text_lines(path: Path, problems: Problems) -> Iterator[tuple[int, str]]:
+    """Yield (line number, decoded line) for non-blank lines; bad UTF-8 and a BOM become problems."""
+    data = _file_bytes(path, problems)
+    if data is None:
+        return
     for number, raw in enumerate(data.split(b"\n"), start=1):
         try:
             line = raw.decode("utf-8")
@@ -302,14 +310,9 @@ def _csv_rows(path: Path, problems: Problems) -> Iterator[tuple[int, list[str]]]
 def _csv_lines(path: Path, problems: Problems) -> Iterator[str]:
     """Every line with its newline (the csv module needs them inside quoted cells); bad UTF-8 becomes a problem
     and an empty line, so line numbers stay exact."""
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        problems.add(path, 0, None, f"cannot read: {e.strerror}")
+    data = _file_bytes(path, problems)
+    if data is None:
         return
-    if data.startswith(BOM):
-        problems.add(path, 1, None, "starts with a UTF-8 byte-order mark (BOM); save it as UTF-8 without BOM")
-        data = data[len(BOM) :]
     raw_lines = data.split(b"\n")
     if raw_lines and raw_lines[-1] == b"":
         raw_lines.pop()

@@ -67,15 +67,8 @@ def test_a_run_records_everything_and_leaves_a_loadable_model(project: Project) 
 
 
 def test_dev_slice_is_carved_by_document_from_train_and_never_leaks(project: Project) -> None:
-    data = build_data(
-        project.db,
-        seed=1,
-        dev_fraction=0.2,
-        dev_max_queries=200,
-        dev_corpus_max=1000,
-        hard_negatives=True,
-        dev_min_queries=5,
-    )
+    settings = dict(seed=1, dev_fraction=0.2, dev_max_queries=200, dev_corpus_max=1000, hard_negatives=True)
+    data = build_data(project.db, **settings, dev_min_queries=5)
     train_examples = examples.reviewed_examples(project.db, "train")
     dev_docs = {e.doc_id for e in train_examples if e.query_id in data.dev_queries}
     train_queries = set(data.anchors)
@@ -86,15 +79,7 @@ def test_dev_slice_is_carved_by_document_from_train_and_never_leaks(project: Pro
     assert dev_docs
     test_ids = {q.id for q in corpus.judged_queries(project.db, "gate")}
     assert not test_ids & set(data.dev_queries)  # only train-split queries
-    again = build_data(
-        project.db,
-        seed=1,
-        dev_fraction=0.2,
-        dev_max_queries=200,
-        dev_corpus_max=1000,
-        hard_negatives=True,
-        dev_min_queries=5,
-    )
+    again = build_data(project.db, **settings, dev_min_queries=5)
     assert again.snapshot_hash() == data.snapshot_hash()  # seeded
 
 

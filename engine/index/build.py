@@ -5,10 +5,14 @@ a pointer in the store, switched in one transaction once the table is complete, 
 touches what search reads. Batches are committed to LanceDB as they finish (each `add` is one atomic commit): the
 next build of the same model finds the unfinished table and embeds only the chunks it lacks.
 
+Streaming: chunks are read from SQLite a page at a time (engine.index.stream), each page's vectors come from the
+previous table, the embedding cache or the model, and are written before the next page is read, so peak memory
+depends on the page and batch sizes, not on the corpus.
+
 Incremental: a chunk whose content hash is unchanged is copied from the newest complete table of the same model
-(the same fingerprint and max_seq_length), read as Arrow columns. That is faster than the SQLite embedding cache
-(one vectorised take instead of a blob per row) and needs no second copy of every vector; the cache is still
-consulted for chunks the previous table lacks (the gate or eval may have encoded them).
+(the same fingerprint and max_seq_length), taken by row id. That is faster than the SQLite embedding cache (one
+vectorised take instead of a blob per row) and needs no second copy of every vector; the cache is still consulted
+for chunks the previous table lacks (the gate or eval may have encoded them).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import numpy as np
 
 from engine.errors import EmbtuneError
 from engine.index.ann import AnnResult, build_ann, exact
+from engine.index.devices import PooledEncoder, Targets
+from engine.index.stream import KeySet, Page, PreviousVectors, arrow_rows, keep_current, pages, row_key, table_schema
 from engine.jobs.launcher import process_alive
 from engine.jobs.progress import Progress
 from engine.models.refs import resolve_ref
@@ -35,7 +41,8 @@ from engine.store.embeddings import cached_vectors
 os.environ.setdefault("LANCEDB_LOG", "error")  # Rust WARN lines go straight to fd 2 and would draw over a TUI
 STALE_SECONDS = 300.0  # a building run without a heartbeat for this long is dead even if its pid was reused
 RECALL_QUERIES = 200
-COPY_BLOCK = 20_000
+PAGE_BATCHES = 16  # a page holds this many encode batches: sorted by length inside it, batches pad little
+FIT_SAMPLE = 2000  # chunk texts the max_seq_length is fitted on
 
 
 class IndexingError(EmbtuneError):
@@ -56,6 +63,7 @@ class IndexResult:
     live: bool
     max_seq_length: int
     ann: dict[str, Any] = field(default_factory=dict)
+    targets: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The `embtune index --json` contract."""
@@ -72,15 +80,8 @@ class IndexResult:
             "resumed": self.resumed,
             "max_seq_length": self.max_seq_length,
             "ann": self.ann,
+            "targets": self.targets,
         }
-
-
-@dataclass
-class _Chunks:
-    ids: list[str]
-    doc_ids: list[str]
-    hashes: list[str]
-    texts: list[str]
 
 
 def connect(project: Project) -> Any:
@@ -107,25 +108,61 @@ def build_index(
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
     queued_run: int | None = None,
+    targets: Targets | None = None,
 ) -> IndexResult:
     """Embed the corpus with `model` (base | run id | folder) into a new table and make it live.
 
     `cancelled` (and the run's cancel request in the store, set by `embtune cancel`) is polled between batches;
     when it turns true the build stops with InterruptedError, its run is recorded as cancelled and its table stays
     unfinished, to be resumed by the next build of the same model. `queued_run`: the detached worker's run, which
-    the build records itself on instead of creating one."""
-    from engine.models.resolve import model_fingerprint, resolve_model
-
-    _require_writable(project)
+    the build records itself on instead of creating one. `targets`: encode in N processes or on several devices."""
     started = time.perf_counter()
     requested = cancelled or (lambda: False)
+    plan = prepare_build(project, model, queued_run, targets or Targets())
+    db, run_id = project.db, plan.run_id
+
+    def is_cancelled() -> bool:
+        # the caller's flag (the TUI), or `embtune cancel DIR RUN` from another process (a detached build)
+        return requested() or job_store.cancel_requested(db, run_id)
+
+    try:
+        result = _build(project, plan, progress or (lambda *_: None), is_cancelled)
+    except BaseException as e:
+        status = "cancelled" if isinstance(e, InterruptedError) and is_cancelled() else "failed"
+        runs.fail_run(db, run_id, f"{type(e).__name__}: {e}", status)
+        raise
+    result.seconds = round(time.perf_counter() - started, 2)
+    _finish(project, result)
+    return result
+
+
+@dataclass
+class BuildPlan:
+    """What a build resolved before encoding anything: the model, its run, and the table it resumes if any."""
+
+    model_name: str
+    spec: str
+    fingerprint: str
+    strategy: str
+    total: int
+    pending: dict[str, Any] | None
+    run_id: int
+    targets: Targets
+    batch_size: int
+
+
+def prepare_build(project: Project, model: str, queued_run: int | None, targets: Targets) -> BuildPlan:
+    """Resolve the model, refuse a second live build of it, and record the run (shared by every engine)."""
+    from engine.models.encoder import encoding_key
+
+    _require_writable(project)
     db = project.db
     ref = resolve_ref(project, model)
-    fingerprint = model_fingerprint(resolve_model(ref.spec, project.root).path)
-    rows = indexes.index_chunks(db)
-    if not rows:
+    # the model's fingerprint with its prompts mixed in: a prompt change builds a new table, never reuses vectors
+    fingerprint, prompts = encoding_key(ref.spec, project.root, project.config.prompts)
+    total = indexes.count_index_chunks(db)
+    if not total:
         raise IndexingError("the project has no corpus: import documents first (embtune import DIR --beir/--docs)")
-    chunks = _Chunks([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows])
     strategy = indexes.chunk_strategies(db)
     pending = indexes.unfinished(db, fingerprint, strategy)
     if pending is not None and _alive(pending):
@@ -138,8 +175,10 @@ def build_index(
         "spec": ref.spec,
         "model_run": ref.run_id,
         "fingerprint": fingerprint,
+        "prompts": prompts.as_dict(),  # what search encodes its queries with
         "strategy": strategy,
         "batch_size": project.config.index.batch_size,
+        "targets": targets.to_json(),
     }
     parent = pending["run_id"] if pending else None
     if queued_run is None:
@@ -147,31 +186,9 @@ def build_index(
     else:
         run_id = queued_run
         job_store.update_config(db, run_id, config, parent_id=parent)  # the model as resolved, for search and listing
-
-    def is_cancelled() -> bool:
-        # the caller's flag (the TUI), or `embtune cancel DIR RUN` from another process (a detached build)
-        return requested() or job_store.cancel_requested(db, run_id)
-
-    try:
-        result = _build(
-            project,
-            ref.name,
-            ref.spec,
-            fingerprint,
-            strategy,
-            chunks,
-            pending,
-            run_id,
-            progress or (lambda *_: None),
-            is_cancelled,
-        )
-    except BaseException as e:
-        status = "cancelled" if isinstance(e, InterruptedError) and is_cancelled() else "failed"
-        runs.fail_run(db, run_id, f"{type(e).__name__}: {e}", status)
-        raise
-    result.seconds = round(time.perf_counter() - started, 2)
-    _finish(project, result)
-    return result
+    return BuildPlan(
+        ref.name, ref.spec, fingerprint, strategy, total, pending, run_id, targets, project.config.index.batch_size
+    )
 
 
 def build_queued(project: Project, run_id: int) -> dict[str, Any]:
@@ -181,202 +198,187 @@ def build_queued(project: Project, run_id: int) -> dict[str, Any]:
         raise IndexingError(f"no index run {run_id}")
     if not job_store.mark_running(project.db, run_id, os.getpid()):
         return {"status": run["status"]}  # cancelled before its worker started
+    config = run["config"]
     try:
-        result = build_index(project, run["config"]["model"], queued_run=run_id)
+        if config.get("engine") == "ray":
+            from engine.index.ray_build import build_with_ray
+
+            result = build_with_ray(project, config["model"], address=config.get("address"), queued_run=run_id)
+        else:
+            result = build_index(project, config["model"], queued_run=run_id, targets=Targets.from_json(config))
     except InterruptedError:
         return {"status": "cancelled"}  # `embtune cancel`: recorded on the run, its table resumes next time
     return {"status": "finished", **result.to_json()}
 
 
-def _build(
-    project: Project,
-    model_name: str,
-    spec: str,
-    fingerprint: str,
-    strategy: str,
-    chunks: _Chunks,
-    pending: dict[str, Any] | None,
-    run_id: int,
-    progress: Progress,
-    cancelled: Callable[[], bool],
-) -> IndexResult:
+@dataclass
+class _Counts:
+    embedded: int = 0
+    copied: int = 0
+    resumed: int = 0
+
+
+def open_build_table(project: Project, plan: BuildPlan, encoder: Any, lance: Any) -> tuple[Any, str, int, KeySet]:
+    """The pending table to resume (its stale rows deleted), or a new empty one; and the rows it already holds."""
+    db = project.db
+    if plan.pending is not None:
+        pending = plan.pending
+        if pending["run_status"] == "running":
+            runs.fail_run(db, pending["run_id"], f"interrupted: resumed by run {plan.run_id}")
+        indexes.set_run(db, pending["id"], plan.run_id)
+        table = lance.open_table(pending["table_name"])
+        encoder.max_seq_length = int(table.schema.metadata[b"max_seq_length"])
+        return table, pending["table_name"], pending["id"], keep_current(table, db)
+    previous = indexes.latest_ready(db, plan.fingerprint, plan.strategy)
+    # the previous table's length keeps copied and fresh vectors comparable after a small corpus change
+    if previous is not None:
+        encoder.max_seq_length = int(previous["result"].get("max_seq_length", encoder.max_seq_length))
+    name = table_name(plan.fingerprint, plan.run_id)
+    schema = table_schema(encoder.dimension, encoder.max_seq_length, plan.fingerprint)
+    table = lance.create_table(name, schema=schema, exist_ok=False)
+    index_id = indexes.create(db, name, plan.model_name, plan.fingerprint, plan.strategy, plan.run_id)
+    return table, name, index_id, KeySet(np.zeros(0, np.uint64))
+
+
+def _build(project: Project, plan: BuildPlan, progress: Progress, cancelled: Callable[[], bool]) -> IndexResult:
     from engine.models.encoder import open_encoder
 
-    db, lance = project.db, connect(project)
-    previous = indexes.latest_ready(db, fingerprint, strategy)
+    db, lance, settings = project.db, connect(project), project.config.index
     progress("load model", 0, 1)
     encoder = open_encoder(
-        spec, base_dir=project.root, fit_texts=chunks.texts, trust_remote_code=project.config.trust_remote_code
+        plan.spec,
+        base_dir=project.root,
+        fit_texts=indexes.sample_chunk_texts(db, FIT_SAMPLE),
+        trust_remote_code=project.config.trust_remote_code,
+        prompts=project.config.prompts,
+        device=plan.targets.single_device(),
     )
     progress("load model", 1, 1)
-    if pending is not None:
-        if pending["run_status"] == "running":
-            runs.fail_run(db, pending["run_id"], f"interrupted: resumed by run {run_id}")
-        name = pending["table_name"]
-        indexes.set_run(db, pending["id"], run_id)
-        index_id = pending["id"]
-        table = lance.open_table(name)
-        encoder.max_seq_length = int(table.schema.metadata[b"max_seq_length"])
-        done = _keep_current(table, chunks)
-    else:
-        # the previous table's length keeps copied and fresh vectors comparable after a small corpus change
-        if previous is not None:
-            encoder.max_seq_length = int(previous["result"].get("max_seq_length", encoder.max_seq_length))
-        name = table_name(fingerprint, run_id)
-        table = lance.create_table(
-            name, schema=_schema(encoder.dimension, encoder.max_seq_length, fingerprint), exist_ok=False
-        )
-        index_id = indexes.create(db, name, model_name, fingerprint, strategy, run_id)
-        done = set()
-    todo = [i for i, cid in enumerate(chunks.ids) if cid not in done]
-    copied = _copy_unchanged(lance, table, previous, chunks, todo, encoder.max_seq_length, progress, cancelled)
-    todo = [i for i in todo if i not in copied]
-    cached = _copy_cached(db, table, chunks, todo, fingerprint, encoder.max_seq_length)
-    todo = [i for i in todo if i not in cached]
-    _embed(db, run_id, encoder, table, chunks, todo, project.config.index.batch_size, progress, cancelled)
+    table, name, index_id, done = open_build_table(project, plan, encoder, lance)
+    previous = _previous_vectors(project, lance, plan, encoder.max_seq_length)
+    counts = _Counts(resumed=len(done))
+    written = len(done)
+    with PooledEncoder(encoder, plan.targets) as pooled:
+        for page in pages(db, settings.batch_size * PAGE_BATCHES):
+            held = done.contains([row_key(c, h) for c, h in zip(page.ids, page.hashes, strict=True)])
+            todo = page.pick(np.flatnonzero(~held))
+            written = _write_page(db, plan, table, todo, previous, pooled, counts, written, progress, cancelled)
     rows = table.count_rows()
-    if rows != len(chunks.ids):
-        raise IndexingError(f"table {name} holds {rows} rows for {len(chunks.ids)} chunks")
+    if rows != plan.total:
+        raise IndexingError(f"table {name} holds {rows} rows for {plan.total} chunks")
     ann = _approximate(project, encoder, table, rows, cancelled)
     return IndexResult(
         name,
         index_id,
-        run_id,
-        model_name,
+        plan.run_id,
+        plan.model_name,
         rows,
-        len(todo),
-        len(copied) + len(cached),
-        len(done),
+        counts.embedded,
+        counts.copied,
+        counts.resumed,
         0.0,
         True,
         encoder.max_seq_length,
         ann.to_json(),
+        plan.targets.to_json(),
     )
 
 
-def _schema(dim: int, max_seq_length: int, fingerprint: str) -> Any:
-    import pyarrow as pa
-
-    fields = [
-        pa.field("chunk_id", pa.string()),
-        pa.field("doc_id", pa.string()),
-        pa.field("text_hash", pa.string()),
-        pa.field("text", pa.string()),
-        pa.field("vector", pa.list_(pa.float32(), dim)),
-    ]
-    return pa.schema(fields, metadata={"max_seq_length": str(max_seq_length), "fingerprint": fingerprint})
-
-
-def _rows(table: Any, chunks: _Chunks, picked: list[int], vectors: np.ndarray) -> Any:
-    import pyarrow as pa
-
-    schema = table.schema
-    dim = vectors.shape[1]
-    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
-    columns = {
-        "chunk_id": [chunks.ids[i] for i in picked],
-        "doc_id": [chunks.doc_ids[i] for i in picked],
-        "text_hash": [chunks.hashes[i] for i in picked],
-        "text": [chunks.texts[i] for i in picked],
-        "vector": pa.FixedSizeListArray.from_arrays(flat, dim),
-    }
-    return pa.table(columns, schema=schema)
-
-
-def _keep_current(table: Any, chunks: _Chunks) -> set[str]:
-    """Chunk ids already in an unfinished table; rows whose chunk was since removed or edited are deleted."""
-    existing = table.search().select(["chunk_id", "text_hash"]).limit(None).to_arrow()
-    current = dict(zip(chunks.ids, chunks.hashes, strict=True))
-    ids, hashes = existing.column("chunk_id").to_pylist(), existing.column("text_hash").to_pylist()
-    stale = [cid for cid, h in zip(ids, hashes, strict=True) if current.get(cid) != h]
-    for start in range(0, len(stale), 500):
-        quoted = ", ".join("'" + cid.replace("'", "''") + "'" for cid in stale[start : start + 500])
-        table.delete(f"chunk_id IN ({quoted})")
-    return {cid for cid, h in zip(ids, hashes, strict=True) if current.get(cid) == h}
-
-
-def _copy_unchanged(
-    lance: Any,
-    table: Any,
-    previous: dict[str, Any] | None,
-    chunks: _Chunks,
-    todo: list[int],
-    max_seq_length: int,
-    progress: Progress,
-    cancelled: Callable[[], bool],
-) -> set[int]:
-    """Copy the vectors of chunks whose text is unchanged from the previous complete table of this model."""
-    if previous is None or not todo:
-        return set()
-    if previous["table_name"] not in lance.list_tables().tables:
-        return set()
+def _previous_vectors(project: Project, lance: Any, plan: BuildPlan, max_seq_length: int) -> PreviousVectors | None:
+    """The newest complete table of this model, when its vectors are comparable (same max_seq_length)."""
+    previous = indexes.latest_ready(project.db, plan.fingerprint, plan.strategy)
+    if previous is None or previous["table_name"] not in lance.list_tables().tables:
+        return None
     old = lance.open_table(previous["table_name"])
     if int(old.schema.metadata.get(b"max_seq_length", b"0")) != max_seq_length:
-        return set()
-    data = old.search().select(["text_hash", "vector"]).limit(None).to_arrow()
-    where = {h: row for row, h in enumerate(data.column("text_hash").to_pylist())}
-    picked = [i for i in todo if chunks.hashes[i] in where]
-    if not picked:
-        return set()
-    vectors = data.column("vector").combine_chunks().flatten().to_numpy().reshape(data.num_rows, -1)
-    for start in range(0, len(picked), COPY_BLOCK):
-        if cancelled():
-            raise InterruptedError("index build cancelled")
-        part = picked[start : start + COPY_BLOCK]
-        table.add(_rows(table, chunks, part, vectors[[where[chunks.hashes[i]] for i in part]]))
-        progress("copy unchanged", start + len(part), len(picked))
-    return set(picked)
+        return None
+    return PreviousVectors(old)
 
 
-def _copy_cached(
-    db: Any, table: Any, chunks: _Chunks, todo: list[int], fingerprint: str, max_seq_length: int
-) -> set[int]:
-    """Chunks the SQLite embedding cache already holds (the gate or eval encoded them with this model)."""
-    if not todo:
-        return set()
-    found = cached_vectors(db, fingerprint, max_seq_length, [chunks.hashes[i] for i in todo])
-    picked = [i for i in todo if chunks.hashes[i] in found]
-    if picked:
-        table.add(_rows(table, chunks, picked, np.stack([found[chunks.hashes[i]] for i in picked])))
-    return set(picked)
-
-
-def _embed(
+def _write_page(
     db: Any,
-    run_id: int,
-    encoder: Any,
+    plan: BuildPlan,
     table: Any,
-    chunks: _Chunks,
-    todo: list[int],
-    batch_size: int,
+    page: Page,
+    previous: PreviousVectors | None,
+    encoder: PooledEncoder,
+    counts: _Counts,
+    written: int,
     progress: Progress,
     cancelled: Callable[[], bool],
-) -> None:
-    """Encode in batches, longest first (similar lengths pad little), committing each batch as it finishes."""
-    order = sorted(todo, key=lambda i: -len(chunks.texts[i]))
-    if not order:
-        return
-    progress("embed", 0, len(order))
+) -> int:
+    """One page: copy unchanged vectors, then cached ones, then encode the rest by batch, longest first.
+    Returns the rows the table holds now."""
+    if not len(page):
+        return written
+    if cancelled():
+        raise InterruptedError("index build cancelled")
+    rest = np.ones(len(page), dtype=bool)
+    if previous is not None:
+        found, vectors = previous.lookup(page.hashes)
+        if found:
+            table.add(arrow_rows(table.schema, page.pick(found), vectors))
+            rest[found] = False
+            counts.copied += len(found)
+            written += len(found)
+            progress("embed", written, plan.total)
+    written = _copy_cached(db, plan, table, page, rest, counts, written, progress)
+    order = sorted(np.flatnonzero(rest).tolist(), key=lambda i: -len(page.texts[i]))
+    batch_size = plan.batch_size
     for start in range(0, len(order), batch_size):
         if cancelled():
             raise InterruptedError("index build cancelled")
-        part = order[start : start + batch_size]
-        vectors = encoder.encode([chunks.texts[i] for i in part], "document")
-        table.add(_rows(table, chunks, part, vectors))
-        done = start + len(part)
-        runs.add_event(db, run_id, "progress", {"stage": "embed", "done": done, "total": len(order)})
-        progress("embed", done, len(order))
+        part = page.pick(order[start : start + batch_size])
+        table.add(arrow_rows(table.schema, part, encoder.encode(part.texts)))
+        counts.embedded += len(part)
+        written += len(part)
+        runs.add_event(db, plan.run_id, "progress", {"stage": "embed", "done": written, "total": plan.total})
+        progress("embed", written, plan.total)
+    return written
+
+
+def _copy_cached(
+    db: Any,
+    plan: BuildPlan,
+    table: Any,
+    page: Page,
+    rest: np.ndarray,
+    counts: _Counts,
+    written: int,
+    progress: Progress,
+) -> int:
+    """Chunks the SQLite embedding cache already holds (the gate or eval encoded them with this model)."""
+    left = np.flatnonzero(rest).tolist()
+    if not left:
+        return written
+    max_seq_length = int(table.schema.metadata[b"max_seq_length"])
+    found = cached_vectors(db, plan.fingerprint, max_seq_length, [page.hashes[i] for i in left])
+    picked = [i for i in left if page.hashes[i] in found]
+    if not picked:
+        return written
+    table.add(arrow_rows(table.schema, page.pick(picked), np.stack([found[page.hashes[i]] for i in picked])))
+    rest[picked] = False
+    counts.copied += len(picked)
+    progress("embed", written + len(picked), plan.total)
+    return written + len(picked)
 
 
 def _approximate(project: Project, encoder: Any, table: Any, rows: int, cancelled: Callable[[], bool]) -> AnnResult:
     settings = project.config.index
-    if rows < settings.ann_min_rows:
+    if rows < settings.ann_min_rows and settings.type == "auto":
         return exact()
+    if settings.type == "flat":
+        return exact("exact search: index.type is flat")
+    queries = encoder.encode(recall_query_texts(project, rows), "query")
+    return build_ann(table, queries, settings.min_recall, cancelled, kind=settings.type)
+
+
+def recall_query_texts(project: Project, rows: int) -> list[str]:
+    """The project's queries for measuring recall; without any, chunk beginnings stand in for them."""
     texts = indexes.query_texts(project.db, RECALL_QUERIES)
-    if not texts:  # no queries yet: chunks stand in for them (their own vectors would be trivially found)
-        texts = [r[3][:200] for r in indexes.index_chunks(project.db)[:: max(1, rows // RECALL_QUERIES)]]
-    queries = encoder.encode(texts, "query")
-    return build_ann(table, queries, settings.min_recall, cancelled)
+    if not texts:  # a chunk's own vector would be trivially found: its first 200 characters are a fairer probe
+        texts = [t[:200] for t in indexes.sample_chunk_texts(project.db, min(RECALL_QUERIES, rows))]
+    return texts
 
 
 def _finish(project: Project, result: IndexResult) -> None:
@@ -508,6 +510,12 @@ def status_text(row: dict[str, Any]) -> str:
 
 
 def suggested_model(project: Project) -> str:
-    """What a new build most likely wants: the newest trained model, else the base."""
+    """What a new build most likely wants: the merge mix last chosen (Evaluate screen) unless a training run
+    finished after that merge, else the newest trained model, else the base."""
+    from engine.train.merge import chosen_model
+
     latest = runs.latest_model_run(project.db, "train")
+    chosen = chosen_model(project, newer_than=latest["id"] if latest else None)
+    if chosen is not None:
+        return chosen if chosen == "base" else f"run-{chosen}"
     return f"run-{latest['id']}" if latest else "base"

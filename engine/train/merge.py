@@ -23,6 +23,8 @@ from engine.project import Project
 from engine.store import runs
 
 MERGE_KIND = "merge"
+SWEEP_KIND = "merge-sweep"  # one `merge` command: its points, recommendation and the α a person chose
+DEFAULT_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 class MergeError(EmbtuneError):
@@ -104,17 +106,71 @@ def merge_run(
     if tuned.run_id is None:
         raise MergeError(f"{run!r} is not a training run: merge takes a run id (see `embtune runs {project.root}`)")
     base = resolve_ref(project, "base")
-    refs = [_model_for(project, base, tuned, alpha) for alpha in alphas]
-    report = run_eval(project, _unique(refs), allow_leakage=True, progress=progress, cancelled=cancelled).to_json()
+    sweep = runs.create_run(project.db, SWEEP_KIND, {"source_run": tuned.run_id, "alphas": list(alphas)})
+    try:
+        refs = []
+        for i, alpha in enumerate(alphas):
+            _report(progress, cancelled, "merge weights", i, len(alphas))
+            refs.append(_model_for(project, base, tuned, alpha))
+        report = run_eval(project, _unique(refs), allow_leakage=True, progress=progress, cancelled=cancelled).to_json()
+    except InterruptedError as e:
+        runs.fail_run(project.db, sweep, f"cancelled: {e}", "cancelled")
+        raise
+    except BaseException as e:
+        runs.fail_run(project.db, sweep, f"{type(e).__name__}: {e}")
+        raise
     points = [_point(report, alpha, ref) for alpha, ref in zip(alphas, refs, strict=True)]
-    return {
+    result = {
         "run": tuned.run_id,
         "points": [p.to_json() for p in points],
         "recommended": recommend(points),
         "eval_run": report["run_id"],
         "split": report["split"],
         "n_general": report["general"]["n_queries"],
+        "sweep_run": sweep,
+        "chosen": None,
     }
+    runs.finish_run(project.db, sweep, result, [], [])
+    return result
+
+
+def _report(progress: Progress | None, cancelled: Callable[[], bool] | None, stage: str, done: int, total: int) -> None:
+    if cancelled is not None and cancelled():
+        raise InterruptedError("merge cancelled")
+    if progress is not None:
+        progress(stage, done, total)
+
+
+def latest_sweep(project: Project) -> dict[str, Any] | None:
+    """The newest finished `merge` result (what the Evaluate screen's merge chart shows), or None."""
+    found = runs.latest_result(project.db, SWEEP_KIND)
+    return found[1] if found else None
+
+
+def choose_alpha(project: Project, alpha: float) -> dict[str, Any]:
+    """Record `alpha` of the newest sweep as the chosen mix: its model is what a new index build is offered
+    (engine.index.build.suggested_model) and what the Evaluate screen names for export. Returns the sweep."""
+    sweep = latest_sweep(project)
+    if sweep is None:
+        raise MergeError(f"no merge has finished in {project.root}: run `embtune merge {project.root} RUN` first")
+    point = next((p for p in sweep["points"] if p["alpha"] == alpha), None)
+    if point is None:
+        measured = ", ".join(str(p["alpha"]) for p in sweep["points"])
+        raise MergeError(f"alpha {alpha} was not measured by merge {sweep['sweep_run']} (it measured {measured})")
+    chosen = {**sweep, "chosen": alpha}
+    runs.finish_run(project.db, int(sweep["sweep_run"]), chosen, [], [])  # rewrites the stored result in place
+    return chosen
+
+
+def chosen_model(project: Project, newer_than: int | None = None) -> str | None:
+    """The model of the α chosen on the newest sweep ("base" or a run id); None if none was chosen, or if the
+    sweep is older than run `newer_than` (a training run that finished since supersedes the choice)."""
+    sweep = latest_sweep(project)
+    if sweep is None or sweep.get("chosen") is None:
+        return None
+    if newer_than is not None and int(sweep["sweep_run"]) < newer_than:
+        return None
+    return next((str(p["model"]) for p in sweep["points"] if p["alpha"] == sweep["chosen"]), None)
 
 
 def _model_for(project: Project, base: ModelRef, tuned: ModelRef, alpha: float) -> str:

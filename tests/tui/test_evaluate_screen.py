@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from textual.binding import Binding
 from textual.pilot import Pilot
-from textual.widgets import Label, Static
+from textual.widgets import Input, Label, Static, TabbedContent
 from textual.worker import WorkerFailed
 
 import engine.evaluate.run
@@ -327,3 +327,94 @@ def test_every_evaluate_binding_has_a_description_a_tooltip_and_an_id() -> None:
             assert binding.description, binding
             assert binding.tooltip, binding
             assert binding.id, binding
+
+
+# --- the merge slider ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def perturbed_root(tmp_path: Path, tiny_embedder_path: Path, tuned_model: Path) -> Path:
+    """A project whose run 1 is the tiny embedder with perturbed weights (a different model, no training)."""
+    project = make_eval_project(tmp_path, tiny_embedder_path)
+    register_run(project, tuned_model)
+    project.close()
+    return project.root
+
+
+def stored_sweep(root: Path) -> dict[str, Any] | None:
+    from engine.train.merge import latest_sweep
+
+    project = open_project(root)
+    try:
+        return latest_sweep(project)
+    finally:
+        project.close()
+
+
+async def test_merge_sweep_charts_every_alpha_and_u_makes_the_mix_what_index_offers(perturbed_root: Path) -> None:
+    from tui.screens.evaluate.merge import MergeTable
+    from tui.screens.index import BuildDialog, IndexScreen
+    from tui.widgets.merge_chart import MergeChart
+
+    app = EmbtuneApp(perturbed_root)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_eval(pilot)
+        assert "No merge yet" in text_of(screen.query_one("#eval-merge-summary", Label))
+        await pilot.press("M")
+        await settle(pilot)
+        assert not screen.merge_job.running
+        sweep = stored_sweep(perturbed_root)
+        assert sweep is not None
+        assert screen.sweep == sweep
+        assert sweep["run"] == 1
+        assert [p["alpha"] for p in sweep["points"]] == [0.0, 0.25, 0.5, 0.75, 1.0]
+        # the sweep's evaluation is the latest result: every mix is measured beside the base and run 1
+        assert screen.result is not None
+        assert screen.result.run_id == sweep["eval_run"]
+        assert screen.query_one(TabbedContent).active == "merge"
+        assert not screen.query_one("#eval-summary").display  # the merge tab has its own headline
+        table = screen.query_one(MergeTable)
+        assert table.row_count == 5
+        for p in sweep["points"]:
+            key = str(p["alpha"])
+            assert table.get_cell(key, "ndcg").plain == f"{p['ndcg@10']:.4f}"
+            assert table.get_cell(key, "general").plain == f"{p['general_ndcg@10']:.4f}"
+            assert table.get_cell(key, "regressing").plain == ("✗ regresses" if p["general_regressing"] else "ok")
+        recommended = sweep["recommended"]
+        assert table.get_cell(str(recommended), "mark").plain == "★ recommended"
+        assert table.cursor_alpha() == recommended  # the cursor starts on the recommendation
+        chart = "\n".join("".join(t for t, _ in line) for line in screen.query_one(MergeChart).lines(120, 14))
+        assert "★" in chart
+        assert "●" in chart or "◉" in chart
+        assert f"★ recommended α {recommended:g}" in text_of(screen.query_one("#eval-merge-summary", Label))
+        # choose α 0.5, a mix of its own: Index then offers that run for the next build
+        table.move_cursor(row=table.get_row_index("0.5"))
+        await pilot.press("u")
+        await settle(pilot)
+        chosen = stored_sweep(perturbed_root)
+        assert chosen is not None
+        assert chosen["chosen"] == 0.5
+        model = next(p["model"] for p in chosen["points"] if p["alpha"] == 0.5)
+        assert model not in ("base", "1")
+        assert table.get_cell("0.5", "mark").plain == "✓ chosen"
+        assert f"Index offers run {model}" in text_of(screen.query_one("#eval-merge-summary", Label))
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.press("x")
+        await settle(pilot)
+        assert isinstance(app.screen, IndexScreen)
+        await pilot.press("b")
+        await settle(pilot)
+        assert isinstance(app.screen, BuildDialog)
+        assert app.screen.query_one(Input).value == f"run-{model}"
+
+
+async def test_merge_needs_a_trained_run(tmp_path: Path, tiny_embedder_path: Path) -> None:
+    make_eval_project(tmp_path, tiny_embedder_path).close()
+    app = EmbtuneApp(tmp_path / "project")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_eval(pilot)
+        await pilot.press("M")
+        await settle(pilot)
+        assert not screen.merge_job.running
+        assert stored_sweep(tmp_path / "project") is None

@@ -1,9 +1,12 @@
 """`e`: evaluation. The last stored result at once; mark models, `r` evaluates them against the base in the
-background; compare them side by side (baseline, deltas, best in bold) and drill into the per-query diff."""
+background; compare them side by side (baseline, deltas, best in bold) and drill into the per-query diff. `M` mixes
+the base and a tuned run's weights at several α (the forgetting guard), charts domain and general nDCG@10 over α,
+and `u` picks the α whose model Index and export then use."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -19,10 +22,12 @@ from engine.project import Project
 from tui.errors import job_error_text
 from tui.jobs import Cancelled, Job, JobText, Progress
 from tui.screens.evaluate.diff import FILTERS, QUERY_COLUMNS, counts, diff_rows, next_in, sort_rows
+from tui.screens.evaluate.merge import MERGE_JOB, MergeTable, headline, model_name, point_model, sweep_job
 from tui.screens.evaluate.query import EvalQueryScreen
 from tui.screens.evaluate.widgets import DiffTable, EvalSummary, ModelsTable
 from tui.session import Session
 from tui.widgets.job_progress import JobLine, JobProgress
+from tui.widgets.merge_chart import MergeChart
 from tui.widgets.notice import Notice
 
 EMPTY = (
@@ -41,8 +46,18 @@ JOB = JobText(
 )
 
 
-def load_view(project: Project) -> tuple[list[Candidate], EvalResult | None]:
-    """The candidates plus any model the latest result measured that is not one (a folder given on the CLI)."""
+@dataclass(frozen=True)
+class View:
+    rows: list[Candidate]  # every model the screen lists
+    result: EvalResult | None  # the latest evaluation
+    sweep: dict[str, Any] | None  # the newest merge sweep (engine.train.merge.merge_run's result)
+
+
+def load_view(project: Project) -> View:
+    """The candidates plus any model the latest result measured that is not one (a folder given on the CLI, a
+    merge mix), the latest result and the newest merge sweep."""
+    from engine.train.merge import latest_sweep
+
     result = load_eval_result(project)
     rows = candidates(project)
     known = {c.name for c in rows}
@@ -50,16 +65,20 @@ def load_view(project: Project) -> tuple[list[Candidate], EvalResult | None]:
         rows += [
             Candidate(m["spec"], name, m["spec"]) for name, m in result.report["models"].items() if name not in known
         ]
-    return rows, result
+    return View(rows, result, latest_sweep(project))
 
 
-def run_and_load(
-    project: Project, models: list[str], progress: Progress, cancelled: Cancelled
-) -> tuple[list[Candidate], EvalResult | None]:
+def run_and_load(project: Project, models: list[str], progress: Progress, cancelled: Cancelled) -> View:
     """The evaluation job: run, then read back the view with the new result."""
     from engine.evaluate.run import run_eval  # numpy and the model libraries load only when an evaluation runs
 
     run_eval(project, models, progress=progress, cancelled=cancelled)
+    return load_view(project)
+
+
+def merge_and_load(project: Project, run: str, progress: Progress, cancelled: Cancelled) -> View:
+    """The merge job: every α mixed and evaluated (that evaluation becomes the latest result too), then the view."""
+    sweep_job(project, run, progress, cancelled)
     return load_view(project)
 
 
@@ -83,6 +102,8 @@ class EvaluateScreen(Screen[None]):
     #eval-tabs { height: 1fr; }
     #eval-tabs TabPane { padding: 0; }
     #eval-diff-summary { height: 1; padding: 0 1; color: $text-muted; }
+    #eval-merge-summary { height: auto; padding: 0 1; color: $text-muted; }
+    #eval-merge-table { height: auto; max-height: 9; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
@@ -112,6 +133,21 @@ class EvaluateScreen(Screen[None]):
             tooltip="Per-query diff: the first relevant rank before → after",
             id="eval-queries",
         ),
+        Binding(
+            "M",
+            "merge_sweep",
+            "Merge sweep",
+            tooltip="Mix base and tuned weights at α 0–1, evaluate each mix, recommend one (minutes)",
+            id="eval-merge",
+        ),
+        Binding("a", "show_merge", "Merge tab", tooltip="The merge sweep: chart and table over α", id="eval-merge-tab"),
+        Binding(
+            "u",
+            "use_alpha",
+            "Use this α",
+            tooltip="The mix under the cursor becomes the model Index offers and export names",
+            id="eval-merge-use",
+        ),
         Binding("s", "sort", "Sort", tooltip="Sort the per-query diff by the next column", id="eval-sort"),
         Binding(
             "S", "reverse", "Reverse order", tooltip="Reverse the per-query diff's order", show=False, id="eval-reverse"
@@ -133,6 +169,7 @@ class EvaluateScreen(Screen[None]):
         Binding("escape", "back", "Back", tooltip="Back to home (while evaluating: cancel it first)", id="eval-back"),
     ]
     result: reactive[EvalResult | None] = reactive(None, bindings=True, init=False, always_update=True)
+    sweep: reactive[dict[str, Any] | None] = reactive(None, bindings=True, init=False, always_update=True)
 
     def __init__(self, session: Session) -> None:
         super().__init__()
@@ -153,6 +190,9 @@ class EvaluateScreen(Screen[None]):
             cancelled_note=self._cancelled_note,
             error_text=error_text,
         )
+        self.merge_job = Job(
+            self, session.project.root, MERGE_JOB, succeeded=self._merged, cancelled_note=self._merge_cancelled_note
+        )
 
     def compose(self) -> ComposeResult:
         yield Label("Evaluate · loading…", id="eval-title", markup=False)
@@ -166,6 +206,10 @@ class EvaluateScreen(Screen[None]):
             with TabPane("Per query", id="queries"):
                 yield Label("", id="eval-diff-summary", markup=False)
                 yield DiffTable(id="eval-diff")
+            with TabPane("Merge (α)", id="merge"):
+                yield Label("", id="eval-merge-summary", markup=False)
+                yield MergeChart(id="eval-merge-chart")
+                yield MergeTable(id="eval-merge-table")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -176,11 +220,11 @@ class EvaluateScreen(Screen[None]):
     # --- showing ----------------------------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="eval-load", exit_on_error=False)
-    def _load(self) -> tuple[list[Candidate], EvalResult | None]:
+    def _load(self) -> View:
         return self.session.call(load_view)
 
-    def _take(self, view: tuple[list[Candidate], EvalResult | None], fresh: bool) -> None:
-        self.rows, result = view
+    def _take(self, view: View, fresh: bool) -> None:
+        self.rows, result = view.rows, view.result
         names = {c.name for c in self.rows}
         if result is not None and (fresh or not self.marked):
             self.marked = set(result.model_names)
@@ -193,9 +237,10 @@ class EvaluateScreen(Screen[None]):
         if self.diff_model not in measured or self.diff_model == self.baseline:
             self.diff_model = next((n for n in measured if n != self.baseline), None)
         self.result = result
+        self.sweep = view.sweep
 
     def watch_result(self, result: EvalResult | None) -> None:
-        self.query_one("#eval-summary").display = result is not None
+        self._show_summary()
         if result is None:
             self.query_one("#eval-title", Label).update("Evaluate · no result yet")
         else:
@@ -208,6 +253,15 @@ class EvaluateScreen(Screen[None]):
             self.query_one(EvalSummary).show(result)
         self._show_models()
         self._show_queries()
+
+    def watch_sweep(self, sweep: dict[str, Any] | None) -> None:
+        self.query_one("#eval-merge-summary", Label).update(headline(sweep))
+        self.query_one(MergeChart).show(sweep)
+        self.query_one(MergeTable).show(sweep)
+
+    def _show_summary(self) -> None:
+        # the merge tab has its own headline, and the chart needs the rows on a small terminal
+        self.query_one("#eval-summary").display = self.result is not None and self._tab() != "merge"
 
     def _show_models(self) -> None:
         self.query_one(ModelsTable).show(self.rows, self.marked, self.baseline, self.deltas, self.result)
@@ -243,7 +297,7 @@ class EvaluateScreen(Screen[None]):
     def on_job_progress(self, message: JobProgress) -> None:
         self.job.show(message)
 
-    def _ran(self, view: tuple[list[Candidate], EvalResult | None]) -> None:
+    def _ran(self, view: View) -> None:
         self._take(view, fresh=True)
         verdicts = self.result.report["verdict"] if self.result else {}
         self.notify(
@@ -256,27 +310,88 @@ class EvaluateScreen(Screen[None]):
         kept = " The last finished result is shown." if self.result else ""
         return f"Evaluation cancelled: the run is recorded as cancelled.{kept}"
 
+    def action_merge_sweep(self) -> None:
+        run = self._merge_target()
+        if run is None:
+            self.notify("Train a model first: a merge mixes a tuned run with the base.", severity="warning")
+            return
+        self.merge_job.start(merge_and_load, run)
+        self.action_show_merge()
+
+    def _merge_target(self) -> str | None:
+        """The trained run under the Models cursor, else the newest trained run (merge mixes are not merged again)."""
+        trained = [c for c in self.rows if c.ref.isdigit()]
+        under = self.query_one(ModelsTable).cursor_key()
+        chosen = next((c for c in trained if c.name == under), trained[-1] if trained else None)
+        return chosen.ref if chosen else None
+
+    def _merged(self, view: View) -> None:
+        self._take(view, fresh=True)
+        sweep = self.sweep
+        if sweep is not None:
+            rec = sweep["recommended"]
+            text = "no α keeps the general queries" if rec is None else f"recommended α {rec:g}"
+            self.notify(f"run {sweep['run']}: {text}", title="Merge finished", markup=False)
+
+    def _merge_cancelled_note(self) -> str:
+        return "Merge cancelled: the mixes written so far are kept as models; no merge result was stored."
+
+    def action_use_alpha(self) -> None:
+        alpha = self.query_one(MergeTable).cursor_alpha()
+        if alpha is not None and self.sweep is not None:
+            self._choose(alpha)
+
+    @work(thread=True, exclusive=True, group="eval-choose", exit_on_error=False)
+    def _choose(self, alpha: float) -> dict[str, Any]:
+        from engine.train.merge import choose_alpha
+
+        return self.session.call(choose_alpha, alpha)
+
+    def _chosen(self, sweep: dict[str, Any]) -> None:
+        self.sweep = sweep
+        model = point_model(sweep, sweep["chosen"])
+        self.notify(
+            f"α {sweep['chosen']:g} ({model_name(model)}) is now the model Index offers for the next build.",
+            title="Merge",
+            markup=False,
+        )
+
+    def _active_job(self) -> Job | None:
+        return next((job for job in (self.job, self.merge_job) if job.running), None)
+
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
-        if self.job.finished(event) or event.worker.group != "eval-load":
+        if self.job.finished(event) or self.merge_job.finished(event):
+            return
+        if event.worker.group == "eval-choose":
+            if event.state == WorkerState.SUCCESS:
+                self._chosen(event.worker.result)
+            elif event.state == WorkerState.ERROR:
+                self._say(f"Could not record the chosen α: {event.worker.error}", "-error")
+            return
+        if event.worker.group != "eval-load":
             return
         if event.state == WorkerState.SUCCESS:
             self._take(event.worker.result, fresh=False)
-            if self.result is None and not self.job.running:
+            if self.result is None and self._active_job() is None:
                 self._say(EMPTY, "-note")
         elif event.state == WorkerState.ERROR:
             self._say(f"Could not read the stored evaluation: {event.worker.error}", "-error")
 
     def action_cancel_eval(self) -> None:
-        self.job.ask_cancel()
+        job = self._active_job()
+        if job is not None:
+            job.ask_cancel()
 
     # --- keys -------------------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "run_eval":
-            return None if self.job.running else True
+        if action in ("run_eval", "merge_sweep"):
+            return None if self._active_job() else True
         if action == "cancel_eval":
-            return True if self.job.running else None
+            return True if self._active_job() else None
+        if action == "use_alpha":
+            return True if self.sweep is not None and self._tab() == "merge" and not self.merge_job.running else None
         if action in ("toggle_mark", "baseline", "toggle_deltas"):
             return True if self.rows and self._tab() == "models" else None
         if action in ("sort", "reverse", "filter"):
@@ -291,10 +406,11 @@ class EvaluateScreen(Screen[None]):
 
     @on(TabbedContent.TabActivated)
     def _tab_changed(self) -> None:
+        self._show_summary()
         self.refresh_bindings()
 
     def action_back(self) -> None:
-        self.job.back()
+        (self._active_job() or self.job).back()
 
     def action_toggle_mark(self) -> None:
         name = self.query_one(ModelsTable).cursor_key()
@@ -325,6 +441,10 @@ class EvaluateScreen(Screen[None]):
     def action_show_models(self) -> None:
         self.query_one(TabbedContent).active = "models"
         self.query_one(ModelsTable).focus()
+
+    def action_show_merge(self) -> None:
+        self.query_one(TabbedContent).active = "merge"
+        self.query_one(MergeTable).focus()
 
     def action_show_queries(self) -> None:
         self.query_one(TabbedContent).active = "queries"
@@ -375,6 +495,10 @@ class EvaluateScreen(Screen[None]):
             self.notify(
                 f"{name} is the baseline or has no result: pick another model for the per-query diff.", markup=False
             )
+
+    @on(DataTable.RowSelected, "#eval-merge-table")
+    def _alpha_selected(self) -> None:
+        self.action_use_alpha()
 
     @on(DataTable.RowSelected, "#eval-diff")
     def _query_selected(self, event: DataTable.RowSelected) -> None:

@@ -41,7 +41,7 @@ def key_groups(screen: Screen) -> list[KeyGroup]:
         binding = active.binding
         if binding.system or not binding.description:
             continue
-        slot = (id(active.node), binding.action)
+        slot = (id(active.node), binding.action.partition("(")[0])  # quit('q') and quit: one action
         if slot not in commands:
             tooltip, node = active.tooltip or "", active.node
             commands[slot] = KeyCommand(binding.action, binding.description, tooltip, node, active.enabled, binding.id)

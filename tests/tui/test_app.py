@@ -177,12 +177,15 @@ async def test_help_lists_every_active_binding_and_closes(root: Path) -> None:
         assert "?, f1" in text  # keys of one action are merged
         await pilot.press("escape")
         assert isinstance(app.screen, HomeScreen)
-        for close in ("q", "question_mark"):
+        for close in ("escape", "question_mark"):
             await pilot.press("f1")
             assert isinstance(app.screen, HelpScreen)
             await pilot.press(close)
             assert isinstance(app.screen, HomeScreen)
-        assert app.is_running  # q closed help, it did not quit
+        assert app.is_running
+        await pilot.press("f1", "q")  # q quits from help too: one quit key on every screen
+        await pilot.pause()
+        assert not app.is_running
 
 
 async def test_palette_offers_the_screens_actions_once_each(root: Path) -> None:

@@ -23,7 +23,7 @@ def help_line(command: KeyCommand) -> str:
 class HelpScreen(ModalScreen[None]):
     BINDING_GROUP_TITLE = "Help"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q,question_mark", "dismiss", "Close", tooltip="Close the help", id="close-help"),
+        Binding("escape,question_mark", "dismiss", "Close", tooltip="Close the help", id="close-help"),
     ]
 
     def __init__(self, groups: list[KeyGroup], opener: str) -> None:

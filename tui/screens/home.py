@@ -182,7 +182,6 @@ class HomeScreen(Screen[None]):
             "x", "index", "Index", tooltip="LanceDB tables: re-index with a model, make live, roll back", id="index"
         ),
         Binding("slash", "search", "Search", tooltip="Query the live index; base vs tuned side by side", id="search"),
-        Binding("q", "app.quit", "Quit", tooltip="Leave embtune", id="quit-home"),
     ]
 
     def __init__(self, session: Session) -> None:

@@ -32,7 +32,7 @@ def rank_lines(outcome: QueryOutcome, arm_names: list[str], changes: Changes) ->
 class QueryScreen(ModalScreen[None]):
     BINDING_GROUP_TITLE = "Gate query"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q", "close", "Close", tooltip="Back to the drill-down", id="query-close"),
+        Binding("escape", "close", "Close", tooltip="Back to the drill-down", id="query-close"),
     ]
 
     def __init__(self, session: Session, outcome: QueryOutcome, arm_names: list[str], changes: Changes) -> None:

@@ -17,6 +17,7 @@ import tui.screens.data
 from engine.ingest import importing
 from engine.project import init_project
 from tests.projects import write_beir
+from tests.tui.screen_text import screen_text, words_shown
 from tui.app import EmbtuneApp, QuitScreen
 from tui.keys import key_groups
 from tui.screens.data import DataScreen
@@ -113,3 +114,31 @@ async def test_quit_while_a_job_runs_in_the_window_asks_first(root: Path, monkey
         await pilot.pause()
         assert not app.is_running
     assert stopped.wait(10)  # quitting cancelled the worker; it stopped at its next check
+
+
+# --- dialogs wrap their text --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("width", [80, 140])
+async def test_dialogs_wrap_their_text_instead_of_cutting_it(root: Path, width: int) -> None:
+    from tui.screens.confirm import ConfirmScreen
+    from tui.screens.data import JOB as MINING
+    from tui.screens.index import BuildDialog
+
+    question = "Make chunks_1d612e317fc3_11 (run 11 · /home/someone/models/claims-minilm-tuned) live?"
+    detail = "Search uses it from now on; the current table stays for rollback, and u switches back to it."
+    app = EmbtuneApp(root)
+    async with app.run_test(size=(width, 24)) as pilot:
+        await settle(pilot)
+        for dialog, texts in (
+            (ConfirmScreen(question, detail), (question, detail)),
+            (ConfirmScreen(MINING.question, MINING.detail), (MINING.question, MINING.detail)),
+            (QuitScreen(["gate"]), ("Quit embtune and stop the running gate?",)),
+            (BuildDialog("base"), ("base, a training run (7 or run-7) or a model folder",)),
+        ):
+            await app.push_screen(dialog)
+            await pilot.pause()
+            for text in texts:
+                assert words_shown(text, app), f"{text!r} is cut in {type(dialog).__name__}:\n{screen_text(app)}"
+            app.pop_screen()
+            await pilot.pause()

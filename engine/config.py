@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from engine.errors import EmbtuneError
-from engine.train.settings import LOSSES, PRECISIONS, TrainSettings
+from engine.train.settings import BATCHES, IN_BATCH, LOSSES, PRECISIONS, TrainSettings, parse_watch
 
 CONFIG_NAME = "project.yaml"
 
@@ -117,6 +117,9 @@ class IndexConfig:
     # The approximate index must find this share of exact search's top 10 on the project's queries, else its
     # probes are raised, and failing that it is dropped and search stays exact.
     min_recall: float = 0.95
+    # The approximate index: auto (the pick of the latest `embtune index plan`, else IVF_FLAT), flat (exact search
+    # always), or one of LanceDB's index types: ivf_flat, ivf_pq (with a refine step), ivf_hnsw_sq, ivf_rq.
+    type: str = "auto"
 
 
 @dataclass
@@ -150,6 +153,10 @@ class ProjectConfig:
     # Cross-encoder for re-ranking; null when none is available offline.
     reranker: str | None = None
     trust_remote_code: bool = False
+    # {query: PREFIX, document: PREFIX, task: ONE LINE}: the prompts every encode uses (engine.models.prompts);
+    # unset roles fall back to the model's own (config_sentence_transformers.json). `task` alone makes the query
+    # prompt "Instruct: {task}\nQuery: " (multilingual-e5-instruct, Qwen3-Embedding). "" turns a role's prompt off.
+    prompts: dict[str, str] = field(default_factory=dict)
     seed: int = 42
     # Acronym/synonym file for query expansion, relative to the project folder.
     expansions: str | None = None
@@ -323,6 +330,8 @@ def _scalar(hint: type, value: Any, node: yaml.Node, path: Path, key: str) -> An
             return float(value)
     elif hint is str and isinstance(value, str) and value.strip():
         return value
+    elif hint is str and isinstance(value, bool) and isinstance(node, yaml.ScalarNode) and not node.style:
+        return node.value  # YAML 1.1 reads a bare off/on/yes/no as a bool; a text setting means the word
     names = {bool: "true or false", int: "an integer", float: "a number", str: "a non-empty string"}
     raise _error(path, node, key, names.get(hint, hint.__name__), value)
 
@@ -413,6 +422,7 @@ def _check_values(config: ProjectConfig, path: Path, lines: dict[str, int]) -> N
     _check_evaluation(config.evaluation, fail)
     _check_leakage(config.leakage, fail)
     _check_index(config.index, fail)
+    _check_prompts(config.prompts, fail)
     if config.ingest.max_document_chars < 1000:
         # Below a paragraph every real document would be refused; a typo (1000 for 1000000) should say so.
         fail("ingest.max_document_chars", f"must be at least 1000, got {config.ingest.max_document_chars}")
@@ -518,9 +528,58 @@ def _check_training(training: TrainSettings, fail: typing.Callable[[str, str], N
     ):
         if value < 1:
             fail(key, f"must be a positive integer, got {value}")
+    if training.in_batch not in IN_BATCH:
+        fail("training.in_batch", f"must be one of {', '.join(IN_BATCH)}, got {training.in_batch!r}")
+    if training.batches not in BATCHES:
+        fail("training.batches", f"must be one of {', '.join(BATCHES)}, got {training.batches!r}")
+    try:
+        parse_watch(training.watch)
+    except ValueError as e:
+        fail("training.watch", str(e))
+    _check_adapter(training.adapter, fail)
     dims = training.matryoshka_dims
     if dims is not None and (not dims or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in dims)):
         fail("training.matryoshka_dims", f"must be a non-empty list of positive integers or null, got {dims!r}")
+
+
+def _check_adapter(adapter: dict[str, Any] | None, fail: typing.Callable[[str, str], None]) -> None:
+    """training.adapter: {kind: lora, r, alpha, dropout, target_modules} (engine.models.adapters)."""
+    if adapter is None:
+        return
+    from engine.models.adapters import KINDS
+
+    known = ("kind", "r", "alpha", "dropout", "target_modules")
+    for key in adapter:
+        if key not in known:
+            fail(f"training.adapter.{key}", f"is not an adapter setting (known: {', '.join(known)})")
+    if adapter.get("kind") not in KINDS:
+        fail("training.adapter.kind", f"must be one of {', '.join(KINDS)}, got {adapter.get('kind')!r}")
+    r = adapter.get("r", 16)
+    if not isinstance(r, int) or isinstance(r, bool) or r < 1:
+        fail("training.adapter.r", f"must be a positive integer (the LoRA rank), got {r!r}")
+    alpha = adapter.get("alpha", 32)
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or alpha <= 0:
+        fail("training.adapter.alpha", f"must be a positive number, got {alpha!r}")
+    dropout = adapter.get("dropout", 0.05)
+    if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0.0 <= dropout < 1.0:
+        fail("training.adapter.dropout", f"must be in [0, 1), got {dropout!r}")
+    targets = adapter.get("target_modules", "all-linear")
+    if not (
+        targets == "all-linear" or (isinstance(targets, list) and targets and all(isinstance(t, str) for t in targets))
+    ):
+        fail("training.adapter.target_modules", f"must be all-linear or a list of module names, got {targets!r}")
+
+
+def _check_prompts(prompts: dict[str, Any], fail: typing.Callable[[str, str], None]) -> None:
+    from engine.models.prompts import CONFIG_KEYS
+
+    for key, value in prompts.items():
+        if key not in CONFIG_KEYS:
+            fail(f"prompts.{key}", f"is not a prompt role (known: {', '.join(CONFIG_KEYS)})")
+        if not isinstance(value, str):
+            fail(f"prompts.{key}", f'must be a string ("" for none), got {value!r}')
+    if "task" in prompts and not prompts["task"].strip():
+        fail("prompts.task", "must describe the search in one line, e.g. 'Given a claim, retrieve the policy clause'")
 
 
 def _check_index(index: IndexConfig, fail: typing.Callable[[str, str], None]) -> None:
@@ -529,3 +588,6 @@ def _check_index(index: IndexConfig, fail: typing.Callable[[str, str], None]) ->
             fail(key, f"must be a positive integer, got {value}")
     if not 0.0 < index.min_recall <= 1.0:
         fail("index.min_recall", f"must be in (0, 1], got {index.min_recall}")
+    types = ("auto", "flat", "ivf_flat", "ivf_pq", "ivf_hnsw_sq", "ivf_rq")
+    if index.type not in types:
+        fail("index.type", f"must be one of {', '.join(types)}, got {index.type!r}")

@@ -87,6 +87,7 @@ def mine_negatives(
         db=project.db,
         fit_texts=chunk_texts,
         trust_remote_code=project.config.trust_remote_code,
+        prompts=project.config.prompts,
         batch_size=config.batch_size,
     )
     miner = f"{MINER}:{encoder.fingerprint}"

@@ -160,6 +160,7 @@ def run_gate(
         db=project.db,
         fit_texts=chunk_texts,
         trust_remote_code=project.config.trust_remote_code,
+        prompts=project.config.prompts,
     )
     settings = {
         "base_model": project.config.base_model,
@@ -315,6 +316,7 @@ def _candidate_arms(ctx: _Context, base: Arm, skipped: dict[str, str], want: Cal
                 db=project.db,
                 fit_texts=ctx.chunk_texts,
                 trust_remote_code=project.config.trust_remote_code,
+                prompts=project.config.prompts,
             )
         except ModelNotFoundError as e:
             skipped[name] = f"candidate base model {spec} could not be loaded: {e}"

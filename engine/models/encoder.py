@@ -1,20 +1,22 @@
 """Encoding with a persistent cache and a max sequence length fitted to the data.
 
-Vectors are L2-normalised float32 and cached in the store by (model fingerprint, max_seq_length, text key), so a
-second gate or eval run on an unchanged corpus encodes nothing. Blocks are committed as they finish: a killed
-run keeps what it encoded.
+Vectors are L2-normalised float32 and cached in the store by (encoding fingerprint, max_seq_length, text key), so a
+second gate or eval run on an unchanged corpus encodes nothing. The encoding fingerprint is the model's mixed with
+its query/document prompts (engine.models.prompts), so a prompt change never reuses vectors. Blocks are committed
+as they finish: a killed run keeps what it encoded.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
+from engine.models.prompts import Prompts
 from engine.store._sqlite_utils import Database
 from engine.store.embeddings import cached_vectors, store_vectors
 from engine.store.schema import text_hash
@@ -53,13 +55,14 @@ def fit_max_seq_length(
 
 @dataclass
 class Encoder:
-    """A loaded SentenceTransformer with its fingerprint, a fitted length and the project's cache."""
+    """A loaded SentenceTransformer with its encoding fingerprint, a fitted length, its prompts and the cache."""
 
     model: Any
-    fingerprint: str
+    fingerprint: str  # the model's fingerprint mixed with the prompts (Prompts.fingerprint)
     max_seq_length: int
     db: Database | None = None
     batch_size: int = 32
+    prompts: Prompts = field(default_factory=Prompts)
 
     def encode(
         self,
@@ -107,7 +110,12 @@ class Encoder:
         self.model.max_seq_length = self.max_seq_length
         encode = self.model.encode_query if role == "query" else self.model.encode_document
         vectors = encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            texts,
+            prompt=self.prompts.for_role(role),  # explicit, even "": the resolved prompt, never a library default
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
 
@@ -130,11 +138,28 @@ def open_encoder(
     device: str = "auto",
     trust_remote_code: bool = False,
     batch_size: int = 32,
+    prompts: Mapping[str, str] | None = None,
 ) -> Encoder:
-    """Load a model offline, fingerprint it, and fit its max_seq_length to `fit_texts` (the corpus)."""
+    """Load a model offline, fingerprint it, resolve its prompts (`prompts`: project.yaml's) and fit its
+    max_seq_length to `fit_texts` (the corpus)."""
+    from engine.models.prompts import resolve_prompts, warn_if_missing
     from engine.models.resolve import load_embedder, model_fingerprint, resolve_model
 
     resolved = resolve_model(spec, base_dir)
     model = load_embedder(str(resolved.path), device=device, trust_remote_code=trust_remote_code)
-    length = fit_max_seq_length(model, fit_texts)
-    return Encoder(model, model_fingerprint(resolved.path), length, db, batch_size)
+    chosen = resolve_prompts(prompts, resolved.path)
+    warn_if_missing(spec, resolved.path, chosen)
+    # measured with the document prompt: it is part of every passage the model sees
+    length = fit_max_seq_length(model, [chosen.document + t for t in fit_texts] if chosen.document else fit_texts)
+    return Encoder(model, chosen.fingerprint(model_fingerprint(resolved.path)), length, db, batch_size, chosen)
+
+
+def encoding_key(spec: str, base_dir: Any, prompts: Mapping[str, str] | None) -> tuple[str, Prompts]:
+    """The (fingerprint, prompts) `open_encoder(spec, prompts=…)` would use, without loading the model: index
+    tables are keyed by that fingerprint, and search encodes its queries with those prompts."""
+    from engine.models.prompts import resolve_prompts
+    from engine.models.resolve import model_fingerprint, resolve_model
+
+    path = resolve_model(spec, base_dir).path
+    chosen = resolve_prompts(prompts, path)
+    return chosen.fingerprint(model_fingerprint(path)), chosen

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.index.ann import apply_knobs
 from engine.index.build import IndexingError, connect
 from engine.models.refs import resolve_ref
 from engine.project import Project
@@ -110,10 +111,10 @@ class Searcher:
         return row
 
     def _other_row(self, ref: str) -> dict[str, Any]:
-        from engine.models.resolve import model_fingerprint, resolve_model
+        from engine.models.encoder import encoding_key
 
         model = resolve_ref(self.project, ref)
-        fingerprint = model_fingerprint(resolve_model(model.spec, self.project.root).path)
+        fingerprint, _ = encoding_key(model.spec, self.project.root, self.project.config.prompts)
         row = indexes.latest_ready(self.project.db, fingerprint)
         if row is None:
             raise IndexingError(
@@ -124,19 +125,18 @@ class Searcher:
         return row
 
     def _search(self, row: dict[str, Any], query: str, k: int) -> tuple[list[Hit], float]:
-        model = self._model(row)
+        model, prompt = self._model(row)
         start = time.perf_counter()
-        vector = model.encode_query([query], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)[
-            0
-        ]
+        vector = model.encode_query(
+            [query], prompt=prompt, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )[0]
         if self._lance is None:
             self._lance = connect(self.project)
         table = self._lance.open_table(row["table_name"])
         search = table.search(vector).distance_type("cosine").limit(k)
         search = search.select(["chunk_id", "doc_id", "text", "_distance"])
-        probes = (row["result"].get("ann") or {}).get("nprobes")
-        if probes:
-            search = search.nprobes(int(probes))
+        ann = row["result"].get("ann") or {}
+        search = apply_knobs(search, ann.get("nprobes"), ann.get("refine_factor"))
         found = search.to_list()
         hits = [
             Hit(rank, r["chunk_id"], r["doc_id"], round(1.0 - float(r["_distance"]), 6), r["text"])
@@ -144,22 +144,28 @@ class Searcher:
         ]
         return hits, round(time.perf_counter() - start, 4)
 
-    def _model(self, row: dict[str, Any]) -> Any:
+    def _model(self, row: dict[str, Any]) -> tuple[Any, str | None]:
+        """The model that built the table and the query prompt it was built for (None: a table built before
+        prompts were recorded, encoded with the model's own defaults)."""
+        from engine.models.prompts import Prompts
         from engine.models.resolve import load_embedder, model_fingerprint, resolve_model
 
         spec = row["config"].get("spec")
+        recorded = row["config"].get("prompts")
+        prompts = Prompts(recorded.get("query", ""), recorded.get("document", "")) if recorded else None
         key = row["model_fingerprint"]
         if key not in self._models:
             if not spec:
                 raise IndexingError(f"{row['table_name']}: its build run records no model")
             path = resolve_model(spec, self.project.root).path
-            if model_fingerprint(path) != key:
+            current = model_fingerprint(path)
+            if (prompts.fingerprint(current) if prompts else current) != key:
                 raise IndexingError(
                     f"{row['table_name']} was built by a model that has since changed in {path}: "
                     "re-index before searching it"
                 )
             self._models[key] = load_embedder(str(path), trust_remote_code=self.project.config.trust_remote_code)
-        return self._models[key]
+        return self._models[key], prompts.query if prompts else None
 
 
 def search(project: Project, query: str, k: int = 10, compare: str | None = None) -> Results:

@@ -53,6 +53,53 @@ def index_chunks(db: Database) -> list[tuple[str, str, str, str]]:
     ).fetchall()
 
 
+_INDEX_CHUNKS = (
+    "SELECT c.id, c.doc_id, c.text_hash, t.text FROM chunks c JOIN documents d ON d.id = c.doc_id "
+    "AND c.strategy = d.chunking JOIN texts t ON t.hash = c.text_hash"
+)
+
+
+def count_index_chunks(db: Database) -> int:
+    return int(
+        db.execute(
+            "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id AND c.strategy = d.chunking"
+        ).fetchone()[0]
+    )
+
+
+def index_chunk_page(db: Database, after: str | None, limit: int) -> list[tuple[str, str, str, str]]:
+    """The next `limit` index chunks by id after `after` (keyset paging: each page is its own short read, so a
+    build of millions of chunks never holds them all, nor one read transaction for hours)."""
+    where, params = (" WHERE c.id > ?", [after]) if after is not None else ("", [])
+    return db.execute(f"{_INDEX_CHUNKS}{where} ORDER BY c.id LIMIT ?", [*params, limit]).fetchall()
+
+
+def index_chunk_hashes(db: Database, ids: list[str]) -> dict[str, str]:
+    """Current text hash of each of `ids` that is still an index chunk (a resumed build drops the others)."""
+    found: dict[str, str] = {}
+    for start in range(0, len(ids), 500):
+        part = ids[start : start + 500]
+        marks = ",".join("?" * len(part))
+        rows = db.execute(
+            "SELECT c.id, c.text_hash FROM chunks c JOIN documents d ON d.id = c.doc_id AND c.strategy = d.chunking "
+            f"WHERE c.id IN ({marks})",
+            part,
+        )
+        found.update(dict(rows.fetchall()))
+    return found
+
+
+def sample_chunk_texts(db: Database, limit: int) -> list[str]:
+    """Up to `limit` index chunk texts spread evenly over the corpus (fitting max_seq_length, standing in for
+    queries), without reading the whole corpus."""
+    total = count_index_chunks(db)
+    step = max(1, total // max(limit, 1))
+    rows = db.execute(f"SELECT text FROM ({_INDEX_CHUNKS} WHERE (c.rowid % ?) = 0) LIMIT ?", [step, limit]).fetchall()
+    if len(rows) < min(limit, total):  # rowids not evenly spread (deletes): take the first ones instead
+        rows = db.execute(f"SELECT text FROM ({_INDEX_CHUNKS}) LIMIT ?", [limit]).fetchall()
+    return [r[0] for r in rows]
+
+
 def chunk_strategies(db: Database) -> str:
     rows = db.execute("SELECT DISTINCT chunking FROM documents ORDER BY chunking").fetchall()
     return ",".join(r[0] for r in rows) or "source"

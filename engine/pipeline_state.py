@@ -12,6 +12,7 @@ from engine.jobs.launcher import reap_stale
 from engine.project import Project
 from engine.store import evals, indexes
 from engine.store import jobs as train_store
+from engine.train.view import resume_blocker
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class LatestTrain:
     status: str  # queued | running | finished | failed | cancelled | interrupted
     model_path: str | None
     error: str | None
+    resume_blocker: str | None = None  # why it cannot be resumed (None: it can), by engine.train.view's rule
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,8 @@ def _latest_train(project: Project) -> LatestTrain | None:
     if not found:
         return None
     run = found[0]
-    return LatestTrain(int(run["id"]), str(run["status"]), run["model_path"], run["error"])
+    blocker = resume_blocker(project, run)
+    return LatestTrain(int(run["id"]), str(run["status"]), run["model_path"], run["error"], blocker)
 
 
 def _latest_eval(project: Project) -> LatestEval | None:

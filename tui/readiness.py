@@ -138,7 +138,9 @@ def training_stage(latest: LatestTrain | None) -> Stage:
         return Stage(name, f"{detail}: {latest.model_path}", State.OK)
     if latest.status in ("queued", "running"):
         return Stage(name, detail, State.OK, "press t to follow it")
-    return Stage(name, detail, State.WARN, "press t, then r, to resume it from its last checkpoint")
+    if latest.resume_blocker is None:  # the Train screen offers r by the same rule (engine.train.view)
+        return Stage(name, detail, State.WARN, "press t, then r, to resume it from its last checkpoint")
+    return Stage(name, detail, State.WARN, f"{latest.resume_blocker}: press t, then s, to start a new run")
 
 
 def evaluation_stage(latest: LatestEval | None) -> Stage:

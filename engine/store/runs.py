@@ -148,3 +148,42 @@ def model_run(db: Database, run_id: int) -> dict[str, Any] | None:
         "SELECT id, kind, status, model_path FROM runs WHERE id = ? AND model_path IS NOT NULL", [run_id]
     ).fetchone()
     return dict(zip(("id", "kind", "status", "model_path"), row, strict=True)) if row else None
+
+
+def train_activity(db: Database) -> tuple[Any, ...]:
+    """A cheap token that changes whenever any training run changes (a new run, a status, a cancel request, a
+    checkpoint, a heartbeat, a new event or metric): a screen re-reads the runs only when it changes."""
+    row = db.execute(
+        "SELECT (SELECT max(id) FROM job_events), (SELECT max(rowid) FROM metrics), "
+        "(SELECT group_concat(id || status || coalesce(cancel_requested_at, '') || coalesce(checkpoint_path, '') "
+        "|| coalesce(heartbeat_at, ''), ',') FROM runs WHERE kind = 'train')"
+    ).fetchone()
+    return tuple(row)
+
+
+def eval_summaries(db: Database, run_ids: list[int], key: str = "ndcg@10") -> dict[int, tuple[float, float, int]]:
+    """Per run: (best, last, last step) of its dev-split `key` evaluations after step 0 (step 0: the base model)."""
+    if not run_ids:
+        return {}
+    marks = ", ".join("?" for _ in run_ids)
+    rows = db.execute(
+        f"SELECT run_id, max(value), (SELECT value FROM metrics l WHERE l.run_id = m.run_id AND l.key = m.key "
+        f"AND l.split = 'dev' ORDER BY l.step DESC LIMIT 1), max(step) FROM metrics m "
+        f"WHERE run_id IN ({marks}) AND key = ? AND split = 'dev' AND step > 0 GROUP BY run_id",
+        [*run_ids, key],
+    )
+    return {int(r): (float(best), float(last), int(step)) for r, best, last, step in rows}
+
+
+def last_values(db: Database, run_ids: list[int], key: str, split: str) -> dict[int, float]:
+    """Per run: the value of `key` at its newest step (e.g. the last training loss)."""
+    if not run_ids:
+        return {}
+    marks = ", ".join("?" for _ in run_ids)
+    rows = db.execute(
+        f"SELECT run_id, value FROM metrics m WHERE run_id IN ({marks}) AND key = ? AND split = ? "
+        "AND step = (SELECT max(step) FROM metrics l "
+        "WHERE l.run_id = m.run_id AND l.key = m.key AND l.split = m.split)",
+        [*run_ids, key, split],
+    )
+    return {int(r): float(v) for r, v in rows}

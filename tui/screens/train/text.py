@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.train.view import eval_source, max_steps, steps_done
+from tui.widgets.train_chart import eval_label
+
+CANCELLING = "cancelling…"
+
 
 def duration(seconds: float | None) -> str:
     if seconds is None:
@@ -13,36 +18,57 @@ def duration(seconds: float | None) -> str:
 
 
 def plan_text(plan: dict[str, Any]) -> str:
+    """The pre-flight beside the form: data, schedule, evaluation and time, one fact a line (wraps in a panel)."""
     from engine.train.run import dev_text
 
     negatives = (
         f"{plan['mined_negatives']:,} rows with a mined hard negative"
         if plan["mined_negatives"]
-        else "no hard negatives (run `embtune mine` for them)"
+        else "no hard negatives (off, or none mined: `embtune mine`)"
     )
-    dev = dev_text(plan)
     eta = (
         f"~{duration(plan['estimated_seconds'])} (last measured step)"
         if plan.get("estimated_seconds")
         else "measured by the smoke step"
     )
-    return (
-        f"{plan['train_rows']:,} training rows from {plan['pairs']:,} reviewed pairs · {negatives}\n"
-        f"{plan['loss']} · batch {plan['batch_size']} · {plan['max_steps']:,} steps "
-        f"({plan['steps_per_epoch']:,} per epoch) · {plan['duplicates_per_batch']} repeated texts per random "
-        f"batch → 0 with the no-duplicates sampler\n{dev}\ntime: {eta}"
+    return "\n".join(
+        [
+            f"rows: {plan['train_rows']:,} training rows from {plan['pairs']:,} reviewed pairs",
+            f"negatives: {negatives}",
+            f"steps: {plan['max_steps']:,} ({plan['steps_per_epoch']:,} per epoch) · {plan['loss']} · "
+            f"batch {plan['batch_size']}",
+            f"batches: {plan['duplicates_per_batch']} repeated texts per random batch → 0 with the no-duplicates "
+            "sampler",
+            f"evaluations: {dev_text(plan)}",
+            *(f"recipe: {line}" for line in plan.get("recipe", [])),
+            f"time: {eta}",
+        ]
     )
 
 
-def status_line(run: dict[str, Any], progress: dict[str, Any], max_steps: int | None) -> str:
-    """Step, speed and ETA, heartbeat, time taken, and where the model or checkpoint is."""
-    step, total = progress.get("step", run["step"] or 0), max_steps or "?"
-    parts = [f"step {step}/{total}"]
-    if run["status"] == "running" and progress.get("steps_per_s"):
+def title(run: dict[str, Any], cancelling: bool) -> str:
+    config, settings = run["config"], run["config"].get("settings", {})
+    parent = f" · resumes run {run['parent_id']}" if run["parent_id"] else ""
+    status = CANCELLING if cancelling and run["status"] in ("queued", "running") else run["status"]
+    return (
+        f"Train · run {run['id']} · {status}{parent} · {config.get('base_model', '?')} · "
+        f"{settings.get('loss', '?')} · batch {settings.get('batch_size', '?')}"
+    )
+
+
+def status_line(run: dict[str, Any], progress: dict[str, Any], cancelling: bool = False) -> str:
+    """Step (as `embtune runs` counts it), speed and ETA, heartbeat, time taken, and where the model is."""
+    parts = [f"step {steps_done(run)}/{max_steps(run) or '?'}"]
+    active = run["status"] in ("queued", "running")
+    if active and cancelling:
+        parts.insert(0, f"{CANCELLING} (it stops at its next step or phase)")
+    elif run["status"] == "running" and progress.get("steps_per_s"):
         parts += [f"{progress['steps_per_s']:.2f} steps/s", f"ETA {duration(progress.get('eta_s'))}"]
+    if active and progress.get("phase"):
+        parts.append(progress["phase"])
     if "preflight" in progress:
         parts.append(f"smoke step {progress['preflight']['step_seconds']:.2f} s")
-    if run["status"] in ("queued", "running") and run["heartbeat_age"] is not None:
+    if active and run["heartbeat_age"] is not None:
         parts.append(f"heartbeat {run['heartbeat_age']:.0f} s ago")
     result = run["result"] or {}
     if result.get("seconds"):
@@ -54,8 +80,32 @@ def status_line(run: dict[str, Any], progress: dict[str, Any], max_steps: int | 
     return " · ".join(parts)
 
 
-def evals_text(dev: list[tuple[int, float]]) -> str:
-    """The last dev evaluations (step, nDCG@10), the best starred."""
-    best = max(v for _, v in dev)
-    lines = [f"{'step':>6}  nDCG@10"] + [f"{s:>6}  {v:.4f}{'  ★' if v == best else ''}" for s, v in dev[-12:]]
+def evals_title(run: dict[str, Any], role: str) -> str:
+    if role == "watch":
+        return f"{eval_source(run)} queries (watched, never to choose)"
+    return "dev evaluations" if role == "select" else "no evaluation"
+
+
+def evals_text(points: list[tuple[int, float]], role: str) -> str:
+    """The last evaluations (step, nDCG@10): step 0 is the base model; ★ marks the step the dev slice keeps, and
+    only when it chooses one (watched held-out queries never choose)."""
+    trained = [v for s, v in points if s > 0]
+    best = max(trained) if trained and role == "select" else None
+    head = f"{'step':>6}  {eval_label(role) if role == 'watch' else 'nDCG@10'}"
+    lines = [head]
+    for s, v in points[-12:]:
+        mark = "  ★" if best is not None and s > 0 and v == best else ("  base" if s == 0 else "")
+        lines.append(f"{s:>6}  {v:.4f}{mark}")
     return "\n".join(lines)
+
+
+def started_text(stamp: str | None) -> str:
+    return stamp[5:16].replace("T", " ") if stamp else "–"  # MM-DD HH:MM (UTC, as stored)
+
+
+def steps_text(row: dict[str, Any]) -> str:
+    return f"{row['step']}/{row['max_steps'] or '?'}"
+
+
+def row_status(row: dict[str, Any]) -> str:
+    return CANCELLING if row["cancelling"] else row["status"]

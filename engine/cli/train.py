@@ -18,25 +18,28 @@ from engine.cli._common import emit, handles_errors, json_option, project_dir
 from engine.project import Project, open_project
 
 
-def _plan_text(run_id: int, plan: dict[str, Any]) -> str:
+def _plan_text(run_id: int | None, plan: dict[str, Any]) -> str:
     from engine.train.run import dev_text
 
     negatives = (
         f"{plan['mined_negatives']:,} mined hard negatives"
         if plan["mined_negatives"]
-        else "no hard negatives (run `embtune mine` for them)"
+        else "pairs only (mined negatives join with --negatives after `embtune mine`)"
     )
     eta = (
         f"~{_duration(plan['estimated_seconds'])} (last measured step)"
         if plan.get("estimated_seconds")
-        else "measured by the smoke step"
+        else "measured on the first step"
     )
     dev = dev_text(plan)
+    recipe = "".join(f"\n  {line}" for line in plan.get("recipe", []))
+    head = f"Run {run_id}" if run_id is not None else "Dry run (nothing started)"
     return (
-        f"Run {run_id}: {plan['train_rows']:,} training rows from {plan['pairs']:,} reviewed pairs, "
-        f"{negatives}\n  {plan['loss']}, batch {plan['batch_size']}, {plan['max_steps']:,} steps "
-        f"({plan['steps_per_epoch']:,}/epoch); {plan['duplicates_per_batch']} repeated texts per random batch, "
-        f"0 with the no-duplicates sampler\n  {dev}\n  time: {eta}; data {plan['data_hash']}"
+        f"{head}: {plan['train_rows']:,} training rows from {plan['pairs']:,} reviewed pairs, "
+        f"{negatives}\n  {plan['loss']}, batch {plan['batch_size']}, lr {plan['learning_rate']:g}, "
+        f"{plan['epochs']} epoch(s) = {plan['max_steps']:,} steps ({plan['steps_per_epoch']:,}/epoch); "
+        f"{plan['duplicates_per_batch']} repeated texts per random batch, 0 with the no-duplicates sampler"
+        f"{recipe}\n  {dev}\n  time: {eta}; data {plan['data_hash']}"
     )
 
 
@@ -59,7 +62,7 @@ def _follow(project: Project, run_id: int) -> dict[str, Any]:
             click.echo(f"  {p['phase']}…", err=True)
         elif kind == "preflight":
             click.echo(
-                f"  smoke step {p['step_seconds']:.2f} s → about {_duration(p['estimated_seconds'])} for "
+                f"  first step {p['step_seconds']:.2f} s → about {_duration(p['estimated_seconds'])} for "
                 f"{p['max_steps']:,} steps",
                 err=True,
             )
@@ -114,6 +117,9 @@ def _final(as_json: bool, result: dict[str, Any]) -> None:
 @click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), help="auto: bf16/fp16 on CUDA.")
 @click.option("--seed", type=int, help="Seed for data order, dev slice and initialisation (project seed).")
 @click.option("--no-negatives", is_flag=True, help="Train on pairs only, even when mined negatives exist.")
+@click.option("--negatives", is_flag=True, help="Train on triplets with the mined negatives (training.hard_negatives).")
+@click.option("--watch", help='Watched evaluations: auto (<= 10% of training time), off or "every N" (training.watch).')
+@click.option("--dry-run", is_flag=True, help="Print the pre-flight (data, recipe, steps, watch) and start nothing.")
 @click.option("--launcher", help="Multi-GPU launcher replacing python, e.g. 'torchrun --nproc_per_node 4'.")
 @click.option("--wait", is_flag=True, help="Follow the run and print its outcome when it ends.")
 @click.option("--allow-parallel", is_flag=True, help="Start even while another training run is queued or running.")
@@ -131,14 +137,19 @@ def train(
     precision: str | None,
     seed: int | None,
     no_negatives: bool,
+    negatives: bool,
+    watch: str | None,
+    dry_run: bool,
     launcher: str | None,
     wait: bool,
     allow_parallel: bool,
     as_json: bool,
 ) -> None:
     """Fine-tune the base model on the reviewed pairs in a detached job (survives closing the terminal)."""
-    from engine.train.run import settings_for, start_training
+    from engine.train.run import TrainingError, plan, settings_for, start_training
 
+    if negatives and no_negatives:
+        raise TrainingError("--negatives and --no-negatives contradict each other: pick one")
     project = open_project(directory)
     settings = settings_for(
         project,
@@ -151,8 +162,13 @@ def train(
         max_seq_length=max_seq_length,
         precision=precision,
         seed=seed,
-        hard_negatives=False if no_negatives else None,
+        hard_negatives=False if no_negatives else (True if negatives else None),
+        watch=watch,
     )
+    if dry_run:
+        summary = plan(project, settings)
+        emit(as_json, summary, _plan_text(None, summary))
+        return
     run_id, plan = start_training(
         project, settings, launcher=shlex.split(launcher) if launcher else None, allow_parallel=allow_parallel
     )

@@ -11,11 +11,13 @@ transformers is imported lazily: the class is built on first use so importing th
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from engine.store import jobs as store
 from engine.store._sqlite_utils import Database
 from engine.store.db import StoreBusy, write
+from engine.train.watch import WatchBudget
 
 FLUSH_SECONDS = 1.0
 FLUSH_PATIENCE = 0.25  # seconds a step-end flush may wait for the write lock before training goes on
@@ -44,7 +46,7 @@ def log_line(kind: str, payload: dict[str, Any]) -> str:
     if kind == "eval":
         return f"step {payload['step']}: held-out nDCG@10 {payload.get('ndcg@10', float('nan')):.4f}"
     if kind == "preflight":
-        return f"smoke step {payload['step_seconds']:.2f} s; about {payload['estimated_seconds']:.0f} s to train"
+        return f"first step {payload['step_seconds']:.2f} s; about {payload['estimated_seconds']:.0f} s to train"
     if kind == "progress":
         return f"step {payload['step']}/{payload['max_steps']} · {payload['steps_per_s']:.2f} steps/s"
     details = " ".join(f"{k}={v}" for k, v in payload.items())
@@ -117,9 +119,20 @@ def _agreed(args: Any, requested: bool) -> bool:
     return bool(flag.item())
 
 
-def make_callback(reporter: Reporter, is_main: bool = True) -> Any:
-    """A TrainerCallback feeding `reporter`. Only the main process writes; every process polls cancel."""
+def make_callback(
+    reporter: Reporter,
+    is_main: bool = True,
+    watch: WatchBudget | None = None,
+    on_first_step: Callable[[float], None] | None = None,
+) -> Any:
+    """A TrainerCallback feeding `reporter`. Only the main process writes; every process polls cancel.
+
+    `watch` gates the trainer's evaluations (watched runs: a time budget; see engine.train.watch); `on_first_step`
+    gets the first optimizer step's wall time: that real step is the pre-flight's measure (no step is thrown away).
+    """
     from transformers import TrainerCallback
+
+    clock = {"step": 0.0, "eval": 0.0}
 
     class StoreCallback(TrainerCallback):  # type: ignore[misc]
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -129,7 +142,19 @@ def make_callback(reporter: Reporter, is_main: bool = True) -> Any:
             if is_main:
                 reporter.event("train_begin", {"step": state.global_step, "max_steps": state.max_steps}, now=True)
 
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step == reporter.start_step:
+                clock["step"] = time.monotonic()
+
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            now = time.monotonic()
+            if state.global_step == reporter.start_step + 1 and on_first_step is not None:
+                on_first_step(now - clock["step"])
+            if watch is not None and control.should_evaluate:
+                # the trainer asks at every eval step; the budget says whether this one is worth its time
+                train_seconds = now - reporter.started - watch.spent
+                control.should_evaluate = watch.due(state.global_step, state.max_steps, train_seconds)
+                clock["eval"] = now
             if not reporter.cancelled and _agreed(
                 args, is_main and store.cancel_requested(reporter.db, reporter.run_id)
             ):
@@ -155,6 +180,8 @@ def make_callback(reporter: Reporter, is_main: bool = True) -> Any:
         def on_evaluate(
             self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **kwargs: Any
         ) -> None:
+            if watch is not None:
+                watch.record(time.monotonic() - clock["eval"])
             if is_main and metrics:
                 rows = metric_rows(metrics, state.global_step)
                 reporter.metrics += rows

@@ -25,7 +25,7 @@ from engine.project import Project
 from engine.store import jobs as store
 from engine.store import runs
 from engine.train.dataset import TrainData, TrainingDataError, build_data, duplicates_per_batch
-from engine.train.settings import LOSSES, PRECISIONS, TrainSettings
+from engine.train.settings import BATCHES, IN_BATCH, LOSSES, PRECISIONS, TrainSettings, parse_watch
 
 EVALS_PER_RUN = 4  # a run shorter than eval_steps is still evaluated this often, so there is a best to keep
 
@@ -55,6 +55,14 @@ def _check(s: TrainSettings) -> None:
         raise TrainingError(f"--max-steps must be at least 1, got {s.max_steps}")
     if not 0.0 < s.learning_rate < 1.0:
         raise TrainingError(f"--lr must be between 0 and 1, got {s.learning_rate}")
+    if s.in_batch not in IN_BATCH:
+        raise TrainingError(f"training.in_batch must be one of {', '.join(IN_BATCH)}, got {s.in_batch!r}")
+    if s.batches not in BATCHES:
+        raise TrainingError(f"training.batches must be one of {', '.join(BATCHES)}, got {s.batches!r}")
+    try:
+        parse_watch(s.watch)
+    except ValueError as e:
+        raise TrainingError(f"--watch {e}") from None
 
 
 def load_data(project: Project, s: TrainSettings) -> TrainData:
@@ -72,19 +80,28 @@ def load_data(project: Project, s: TrainSettings) -> TrainData:
         raise TrainingError(str(e)) from e
 
 
-def schedule(s: TrainSettings, rows: int, has_dev: bool) -> dict[str, int]:
-    """Optimizer steps, and when to evaluate and save (a save every evaluation, so the best can be kept)."""
+def schedule(s: TrainSettings, rows: int, has_dev: bool, selects: bool = True) -> dict[str, int]:
+    """Optimizer steps, and when to evaluate and save.
+
+    A dev slice that chooses the checkpoint is evaluated on schedule, with a save at every evaluation so the best
+    can be kept. Watched queries (`selects` False) follow training.watch: every N steps, off (eval_steps 0), or
+    auto, where the trainer asks at every step (eval_steps 1) and engine.train.watch's budget decides."""
     per_epoch = max(1, math.ceil(rows / s.batch_size))  # as the no-duplicates sampler counts its batches
     total = s.max_steps or per_epoch * s.epochs
-    eval_steps = min(s.eval_steps, max(1, math.ceil(total / EVALS_PER_RUN))) if has_dev else 0
-    save_steps = eval_steps if has_dev else min(s.save_steps, total)
+    if has_dev and selects:
+        eval_steps = min(s.eval_steps, max(1, math.ceil(total / EVALS_PER_RUN)))
+        save_steps = eval_steps
+    else:
+        every = parse_watch(s.watch) if has_dev else 0
+        eval_steps = 1 if every is None else every
+        save_steps = min(s.save_steps, total)
     return {"steps_per_epoch": per_epoch, "max_steps": total, "eval_steps": eval_steps, "save_steps": save_steps}
 
 
 def plan(project: Project, s: TrainSettings, data: TrainData | None = None) -> dict[str, Any]:
     """The pre-flight summary: data counts, duplicates per batch, steps and evaluations (no torch)."""
     data = data or load_data(project, s)
-    steps = schedule(s, data.rows, bool(data.dev_queries))
+    steps = schedule(s, data.rows, bool(data.dev_queries), data.selects_checkpoint)
     if data.rows < s.batch_size:
         raise TrainingError(
             f"{data.rows} training rows is fewer than one batch of {s.batch_size}: lower --batch-size or add pairs"
@@ -94,13 +111,45 @@ def plan(project: Project, s: TrainSettings, data: TrainData | None = None) -> d
         **data.counts,
         **steps,
         "batch_size": s.batch_size,
+        "epochs": s.epochs,
+        "learning_rate": s.learning_rate,
         "loss": s.loss,
+        "in_batch": s.in_batch,
+        "batches": s.batches,
+        "hard_negatives": bool(data.negatives),
+        "watch": watch_plan(s, data),
+        "recipe": recipe_reasons(s, data),
         "columns": list(data.columns()),
         "data_hash": data.snapshot_hash(),
         "duplicates_per_batch": round(duplicates_per_batch(data, s.batch_size, s.seed), 2),
         "duplicates_per_batch_sampled": 0,  # the no-duplicates sampler's guarantee
         "estimated_seconds": round(estimate * steps["max_steps"]) if estimate else None,
     }
+
+
+def watch_plan(s: TrainSettings, data: TrainData) -> dict[str, Any]:
+    """What the run evaluates while it trains, and what that may cost (the pre-flight's `watch`)."""
+    from engine.train.watch import WatchBudget
+
+    if not data.dev_queries:
+        return {"mode": "none", "budget_share": 0.0, "text": "no held-out queries to watch"}
+    if data.selects_checkpoint:
+        return {"mode": "dev slice", "budget_share": None, "text": "a dev slice chooses the checkpoint kept"}
+    budget = WatchBudget.from_setting(s.watch)
+    share = budget.share if budget.every is None else None
+    return {"mode": s.watch, "budget_share": share, "text": budget.describe()}
+
+
+def recipe_reasons(s: TrainSettings, data: TrainData) -> list[str]:
+    """Why the run trains the way it does, one line per choice (printed in the pre-flight)."""
+    lines = []
+    if s.in_batch == "gte":
+        lines.append("loss terms: query→passage, passage→query, query→query, passage→passage (GTE)")
+    if s.batches == "topic" and data.rows >= 2 * s.batch_size:
+        lines.append("topic-aware batches: each batch from one cluster of similar queries (TAS-B)")
+    if data.negatives:
+        lines.append("a mined hard negative per row (each step costs ~1.8x)")
+    return lines
 
 
 def dev_text(plan: dict[str, Any]) -> str:
@@ -111,10 +160,12 @@ def dev_text(plan: dict[str, Any]) -> str:
             f"{plan['eval_steps']} steps; best checkpoint kept"
         )
     none = "no dev slice (too few train queries for its share of rows)"
-    if plan["dev_queries"]:
+    watch = plan.get("watch") or {}
+    if plan["dev_queries"] and watch.get("mode") != "off":
+        when = watch.get("text") or f"every {plan['eval_steps']} steps"
         return (
             f"{none}; watching {plan['dev_queries']:,} {plan['dev_source']} queries × {plan['dev_corpus']:,} "
-            f"passages every {plan['eval_steps']} steps (never to choose: the last step is kept)"
+            f"passages, {when} (never to choose: the last step is kept)"
         )
     return f"{none}: the last step is kept"
 
@@ -264,38 +315,53 @@ def execute(project: Project, run_id: int, is_main: bool = True, echo: bool = Fa
 
 
 def _train(project: Project, run_id: int, config: dict[str, Any], reporter: Any, is_main: bool) -> dict[str, Any]:
-    from engine.train.trainer import build_trainer, record, smoke_step
+    from engine.train.trainer import build_trainer, record
+    from engine.train.watch import WatchBudget
 
     s = TrainSettings(**config["settings"])
+    cancelled = lambda: store.cancel_requested(project.db, run_id)  # noqa: E731
     reporter.event("phase", {"phase": "preparing data"}, now=True)
     data = load_data(project, s)
-    steps = schedule(s, data.rows, bool(data.dev_queries))
+    steps = schedule(s, data.rows, bool(data.dev_queries), data.selects_checkpoint)
     folder = jobs.run_dir(project, run_id)
-    trainer, info = build_trainer(project, s, data, steps, folder / "checkpoints", reporter, is_main)
-    if is_main:
-        store.update_config(project.db, run_id, {**config, **record(project, s, data, steps, info)})
     resume_from = config.get("resume_from")
-    if s.smoke_step and not resume_from:
-        reporter.event("phase", {"phase": "smoke step"}, now=True)
-        seconds = smoke_step(trainer)
-        preflight = {
-            "step_seconds": round(seconds, 3),
-            "estimated_seconds": round(seconds * steps["max_steps"], 1),
-            **steps,
-        }
+    watch = WatchBudget.from_setting(s.watch)
+    base = _BaseEncoder(project)
+
+    def first_step(seconds: float) -> None:  # a real step, timed: the ETA, and a fast failure on memory
+        nonlocal config
+        watch.estimate(seconds, s.batch_size * len(data.columns()), len(data.dev_queries) + len(data.dev_corpus))
+        if not s.smoke_step or resume_from:
+            return
+        preflight = {"step_seconds": round(seconds, 3), "estimated_seconds": round(seconds * steps["max_steps"], 1)}
+        preflight |= steps
         if is_main:
             config = {**config, **record(project, s, data, steps, info), "preflight": preflight}
             store.update_config(project.db, run_id, config)
         reporter.event("preflight", preflight, now=True)
-    if store.cancel_requested(project.db, run_id):
+
+    if cancelled():
         return {"status": "cancelled", "steps": 0}
-    if data.dev_queries and not resume_from:
+    trainer, info = build_trainer(
+        project, s, data, steps, folder / "checkpoints", reporter, is_main,
+        watch=watch, on_first_step=first_step, base_encoder=base,
+    )  # fmt: skip
+    if is_main:
+        store.update_config(project.db, run_id, {**config, **record(project, s, data, steps, info)})
+    if cancelled():
+        return {"status": "cancelled", "steps": 0}
+    if data.dev_queries and steps["eval_steps"] and not resume_from:
         reporter.event("phase", {"phase": "evaluating the base model"}, now=True)
-        base = trainer.evaluator(trainer.model)
-        reporter.metrics += [
-            (k.removeprefix("dev_cosine_"), "dev", 0, float(v)) for k, v in base.items() if k.startswith("dev_cosine_")
-        ]
-        reporter.event("eval", {"step": 0, "ndcg@10": float(base.get("dev_cosine_ndcg@10", float("nan")))}, now=True)
+        started = time.monotonic()
+        try:
+            metrics = base.metrics(trainer.model, data, cancelled)
+        except InterruptedError:
+            return {"status": "cancelled", "steps": 0}
+        if not data.selects_checkpoint:  # part of the watching's budget (cheap when cached)
+            watch.base_seconds = time.monotonic() - started
+            watch.spent += watch.base_seconds
+        reporter.metrics += [(k, "dev", 0, float(v)) for k, v in metrics.items()]
+        reporter.event("eval", {"step": 0, "ndcg@10": float(metrics["ndcg@10"])}, now=True)
     reporter.event("phase", {"phase": "training"}, now=True)
     trainer.train(resume_from_checkpoint=str(project.root / resume_from) if resume_from else None)
     result = {
@@ -312,7 +378,34 @@ def _train(project: Project, run_id: int, config: dict[str, Any], reporter: Any,
         trainer.model.save_pretrained(str(project.root / model_path))
     dev = _dev_summary(trainer, _base_dev(project, run_id))
     reporter.event("finished", {"model_path": model_path, "dev": dev}, now=True)
+    if data.dev_queries and not data.selects_checkpoint:
+        result["watch"] = watch.summary()
     return {**result, "status": "finished", "model_path": model_path, "dev": dev}
+
+
+class _BaseEncoder:
+    """The base model's encoder over the project's embedding cache (fingerprint and prompts as the gate's)."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+
+    def key(self) -> tuple[str, Any]:
+        from engine.models.encoder import encoding_key
+
+        config = self.project.config
+        return encoding_key(config.base_model, self.project.root, config.prompts)
+
+    def __call__(self, model: Any) -> Any:
+        from engine.models.encoder import Encoder
+
+        fingerprint, prompts = self.key()
+        return Encoder(model, fingerprint, int(model.max_seq_length), self.project.db, prompts=prompts)
+
+    def metrics(self, model: Any, data: TrainData, cancelled: Callable[[], bool]) -> dict[str, float]:
+        from engine.train.watch import base_metrics
+
+        fingerprint, prompts = self.key()
+        return base_metrics(model, fingerprint, data, self.project.db, prompts, cancelled)
 
 
 def _base_dev(project: Project, run_id: int) -> float | None:

@@ -7,9 +7,14 @@ Plain dataclasses only, so engine.config stays light (no torch).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 LOSSES = ("mnrl", "cached_mnrl", "matryoshka")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+IN_BATCH = ("gte", "query_to_doc")
+BATCHES = ("topic", "random")
+# Watched (never choosing) evaluations may take this share of the training wall time under `watch: auto`.
+WATCH_BUDGET = 0.10
 
 # Metadata of the fields a run carries but project.yaml does not have (engine.config skips them).
 NOT_IN_YAML = {"yaml": False}
@@ -38,8 +43,19 @@ class TrainSettings:
     dev_min_queries: int = 200
     # Passages the dev evaluation ranks (dev positives + seeded distractors): bounds each evaluation's cost.
     dev_corpus_max: int = 1000
-    # Train on (query, positive, mined negative) triplets when `embtune mine` found negatives.
-    hard_negatives: bool = True
+    # Train on (query, positive, mined negative) triplets when `embtune mine` found negatives. Off by default: a
+    # mined negative per row makes every step ~1.8x dearer (measured: bench/recipes.py), more than its gain; the
+    # topic-aware batches below give hard in-batch negatives at no extra cost per step.
+    hard_negatives: bool = False
+    # In-batch loss terms (engine/train/recipe.py): gte = query->passage, passage->query, query->query and
+    # passage->passage in one softmax (GTE, Li et al. 2023); query_to_doc = the plain MNRL.
+    in_batch: str = "gte"
+    # topic: each batch drawn from a cluster of similar queries (TAS-B), so in-batch negatives are hard;
+    # random: the no-duplicates sampler's random batches.
+    batches: str = "topic"
+    # Evaluations that only watch (held-out test/gate queries; they never choose a checkpoint): auto = as many as
+    # fit in 10% of the training time (measured as the run goes), off, or "every N" steps.
+    watch: str = "auto"
     # cached_mnrl: rows per forward pass (memory), independent of batch_size (the in-batch negatives).
     mini_batch_size: int = 32
     # matryoshka: embedding sizes trained to work truncated (null: full, 1/2, 1/4, 1/8 of the model's).
@@ -48,3 +64,21 @@ class TrainSettings:
     seed: int = field(default=42, metadata=NOT_IN_YAML)
     # One timed step before training (the ETA, and a fast failure on memory); stored runs carry it.
     smoke_step: bool = field(default=True, metadata=NOT_IN_YAML)
+    # {kind: lora, r: 16, alpha: 32, dropout: 0.05, target_modules: all-linear}: train a LoRA adapter (peft)
+    # instead of every weight (engine.models.adapters); null: full fine-tuning. `embtune train --adapter lora`.
+    adapter: dict[str, Any] | None = None
+    # Recompute activations in the backward pass: far less activation memory for ~30% more time per step.
+    gradient_checkpointing: bool = False
+
+
+def parse_watch(value: str) -> int | None:
+    """The step interval of a `watch` value: None for auto, 0 for off, N for "every N"; ValueError otherwise."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return None
+    if text == "off":
+        return 0
+    parts = text.split()
+    if len(parts) == 2 and parts[0] == "every" and parts[1].isdigit() and int(parts[1]) > 0:
+        return int(parts[1])
+    raise ValueError(f'must be "auto", "off" or "every N" (N a positive number of steps), got {value!r}')

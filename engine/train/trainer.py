@@ -1,5 +1,5 @@
-"""Building the SentenceTransformerTrainer for a run: model, fitted length, loss, dev evaluator, arguments; the
-smoke step; and what a run records about itself. Imports torch and sentence-transformers, so only the worker
+"""Building the SentenceTransformerTrainer for a run: model, fitted length, loss, batch sampler, dev evaluator,
+arguments; and what a run records about itself. Imports torch and sentence-transformers, so only the worker
 (and benches) import this module.
 """
 
@@ -8,11 +8,12 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
-import time
 from pathlib import Path
 from typing import Any
 
 from engine.models.encoder import fit_max_seq_length
+from engine.models.prepare import prepare_for_training
+from engine.models.prompts import Prompts
 from engine.models.resolve import load_embedder, model_fingerprint, pick_device, resolve_model
 from engine.project import Project
 from engine.train.dataset import TrainData
@@ -34,15 +35,16 @@ def resolve_precision(precision: str, device: str) -> str:
 
 
 def make_loss(model: Any, s: TrainSettings) -> Any:
-    from sentence_transformers.sentence_transformer.losses import (
-        CachedMultipleNegativesRankingLoss,
-        MatryoshkaLoss,
-        MultipleNegativesRankingLoss,
-    )
+    """The configured loss with the recipe's in-batch terms (engine.train.recipe: GTE's bidirectional loss)."""
+    from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss, MatryoshkaLoss
+
+    from engine.train.recipe import DIRECTIONS, make_loss_for
 
     if s.loss == "cached_mnrl":
-        return CachedMultipleNegativesRankingLoss(model, mini_batch_size=s.mini_batch_size)
-    inner = MultipleNegativesRankingLoss(model)
+        return CachedMultipleNegativesRankingLoss(
+            model, mini_batch_size=s.mini_batch_size, directions=DIRECTIONS[s.in_batch], partition_mode="joint"
+        )
+    inner = make_loss_for(model, s.in_batch)
     if s.loss == "matryoshka":
         full = int(model.get_embedding_dimension())
         dims = s.matryoshka_dims or [d for d in (full, full // 2, full // 4, full // 8) if d >= 8]
@@ -50,7 +52,7 @@ def make_loss(model: Any, s: TrainSettings) -> Any:
     return inner
 
 
-def dev_evaluator(data: TrainData, batch_size: int) -> Any:
+def dev_evaluator(data: TrainData, batch_size: int, prompts: Prompts | None = None) -> Any:
     if not data.dev_queries:
         return None
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
@@ -61,9 +63,28 @@ def dev_evaluator(data: TrainData, batch_size: int) -> Any:
         data.dev_relevant,
         name="dev",
         batch_size=batch_size,
+        query_prompt=prompts.query or None if prompts else None,
+        corpus_prompt=prompts.document or None if prompts else None,
         write_csv=False,
         show_progress_bar=False,
     )
+
+
+def batch_sampler(s: TrainSettings, model: Any, data: TrainData, encode_queries: Any) -> Any:
+    """The no-duplicates sampler, or topic-aware batches over the base model's query vectors (cached)."""
+    from sentence_transformers.base.sampler import BatchSamplers
+
+    from engine.train.recipe import TopicBatches
+
+    if s.batches != "topic" or data.rows < 2 * s.batch_size:  # one or two batches: nothing to arrange
+        return BatchSamplers.NO_DUPLICATES
+    return TopicBatches(encode_queries(data.columns()["anchor"]), s.batch_size, s.seed)
+
+
+def _query_vectors(model: Any, base_encoder: Any, texts: list[str]) -> Any:
+    if base_encoder is not None:  # the project's cache: after a gate or a mine these are read, not encoded
+        return base_encoder(model).encode(texts, "query")
+    return model.encode_query(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
 
 
 def build_trainer(
@@ -74,10 +95,13 @@ def build_trainer(
     out_dir: Path,
     reporter: Any,
     is_main: bool = True,
+    *,
+    watch: Any = None,
+    on_first_step: Any = None,
+    base_encoder: Any = None,
 ) -> tuple[Any, dict[str, Any]]:
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.base.sampler import BatchSamplers
     from transformers.trainer_callback import PrinterCallback
 
     from engine.train.callbacks import make_callback
@@ -87,24 +111,35 @@ def build_trainer(
     # under torchrun/accelerate each rank loads onto its own GPU (the trainer would move it there anyway)
     load_on = f"cuda:{os.environ['LOCAL_RANK']}" if device == "cuda" and "LOCAL_RANK" in os.environ else device
     model = load_embedder(str(resolved.path), device=load_on, trust_remote_code=project.config.trust_remote_code)
+    prompts, prepared = prepare_for_training(
+        model,
+        spec=project.config.base_model,
+        path=resolved.path,
+        configured_prompts=project.config.prompts,
+        adapter=s.adapter,
+        gradient_checkpointing=s.gradient_checkpointing,
+    )
     # Fitted on the passages (queries are shorter): 99% of them fit untruncated, nothing is padded beyond that.
-    model.max_seq_length = s.max_seq_length or fit_max_seq_length(model, data.positives + (data.negatives or []))
+    passages = [prompts.document + t for t in data.positives + (data.negatives or [])]
+    model.max_seq_length = s.max_seq_length or fit_max_seq_length(model, passages)
     precision = resolve_precision(s.precision, device)
-    evaluator = dev_evaluator(data, s.batch_size)
-    has_dev = evaluator is not None
+    evaluator = dev_evaluator(data, s.batch_size, prompts)
+    has_dev = evaluator is not None and steps["eval_steps"] > 0
     select = has_dev and data.selects_checkpoint  # gate queries are only watched: the last step is kept
+    sampler = batch_sampler(s, model, data, lambda texts: _query_vectors(model, base_encoder, texts))
     args = SentenceTransformerTrainingArguments(
         output_dir=str(out_dir),
         num_train_epochs=s.epochs,
         max_steps=steps["max_steps"],
         per_device_train_batch_size=s.batch_size,
+        prompts=prompts.training(list(data.columns())) or None,  # the same prompts as every encode (models.prompts)
         per_device_eval_batch_size=s.batch_size,
         learning_rate=s.learning_rate,
         warmup_steps=s.warmup_ratio if s.warmup_ratio > 0 else 0,
         seed=s.seed,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        batch_sampler=sampler,
         eval_strategy="steps" if has_dev else "no",
         eval_steps=steps["eval_steps"] or None,
         save_strategy="steps",
@@ -125,8 +160,8 @@ def build_trainer(
         args=args,
         train_dataset=Dataset.from_dict(data.columns()),
         loss=make_loss(model, s),
-        evaluator=evaluator,
-        callbacks=[make_callback(reporter, is_main)],
+        evaluator=evaluator if has_dev else None,
+        callbacks=[make_callback(reporter, is_main, None if select else watch, on_first_step)],
     )
     trainer.remove_callback(PrinterCallback)  # it prints every log dict into the worker log
     info = {
@@ -135,22 +170,9 @@ def build_trainer(
         "max_seq_length": int(model.max_seq_length),
         "base_model_path": str(resolved.path),
         "base_model_fingerprint": model_fingerprint(resolved.path),
+        **prepared,  # prompts, adapter, gradient checkpointing, parameter counts
     }
     return trainer, info
-
-
-def smoke_step(trainer: Any) -> float:
-    """One forward and backward pass on a real batch, timed; gradients dropped so training starts clean.
-    It fails fast on what would fail the run (memory, a bad model) and its time is the pre-flight's ETA."""
-    batch = next(iter(trainer.get_train_dataloader()))
-    trainer.model.train()
-    if not hasattr(trainer, "current_gradient_accumulation_steps"):
-        trainer.current_gradient_accumulation_steps = 1  # set by train(); training_step divides the loss by it
-    started = time.perf_counter()
-    trainer.training_step(trainer.model, batch)
-    seconds = time.perf_counter() - started
-    trainer.model.zero_grad(set_to_none=True)
-    return seconds
 
 
 def record(

@@ -201,16 +201,40 @@ def test_without_a_dev_slice_the_test_queries_are_watched_first(tmp_path: Path, 
 
 def test_a_run_watching_gate_queries_keeps_its_last_step(tmp_path: Path, tiny_embedder_path: Path) -> None:
     project = make_project(tmp_path, tiny_embedder_path, train_per_doc=3)
-    settings = settings_for(project, batch_size=8, max_steps=4)
+    settings = settings_for(project, batch_size=8, max_steps=4, watch="every 2")
     run_id, summary = start_training(project, settings, launch=False)
     assert summary["dev_source"] == "gate"
+    assert summary["watch"]["text"] == "every 2 steps"
     result = execute(project, run_id)
     assert result["status"] == "finished"
     assert result["dev"] is None  # nothing was chosen on the watched queries
     watched = sorted(step for key, split, step, _ in store.metric_series(project.db, run_id) if key == "ndcg@10")
-    assert watched[0] == 0
-    assert watched[-1] == 4
+    assert watched == [0, 2, 4]
     assert result["steps"] == 4
+    project.close()
+
+
+def test_watch_off_evaluates_nothing_and_auto_stays_within_its_budget(tmp_path: Path, tiny_embedder_path: Path) -> None:
+    project = make_project(tmp_path, tiny_embedder_path, train_per_doc=3)
+    off_id, off_plan = start_training(
+        project, settings_for(project, batch_size=8, max_steps=3, watch="off"), launch=False
+    )
+    assert off_plan["eval_steps"] == 0
+    assert execute(project, off_id)["status"] == "finished"
+    assert not [r for r in store.metric_series(project.db, off_id) if r[1] == "dev"]
+    auto_id, auto_plan = start_training(project, settings_for(project, batch_size=8, max_steps=6), launch=False)
+    assert auto_plan["watch"] == {"mode": "auto", "budget_share": 0.1, "text": "auto: at most 10% of training time"}
+    assert execute(project, auto_id)["status"] == "finished"
+    events = {e["kind"]: e for e in runs.run_events(project.db, auto_id, 0)}
+    run = store.train_run(project.db, auto_id)
+    steps = sorted({s for key, split, s, _ in store.metric_series(project.db, auto_id) if key == "ndcg@10"})
+    assert steps[0] == 0  # the base model, through the embedding cache
+    # every later evaluation was paid for by training time: at most 10% of it, besides the base's
+    watch = run["result"]["watch"]
+    assert watch["evaluations"] == len(steps) - 1
+    assert watch["seconds"] - watch["base_seconds"] <= 0.1 * watch["train_seconds"] + 1e-6
+    assert events["preflight"]["payload"]["step_seconds"] > 0  # measured on the first real step
+    assert run["step"] == 6  # and that step trained: nothing was thrown away
     project.close()
 
 
@@ -259,3 +283,25 @@ def test_filler_negatives_are_never_another_positive_of_the_same_query() -> None
         assert mined == 0
         for e, negative in zip(train, negatives, strict=True):
             assert not negative.startswith(f"passage {e.query_id[1:]}-")
+
+
+def test_dry_run_names_the_recipe_and_starts_nothing(tmp_path: Path, tiny_embedder_path: Path) -> None:
+    import json
+
+    from tests.projects import cli
+
+    project = make_project(tmp_path, tiny_embedder_path, train_per_doc=3)
+    root = project.root
+    project.close()
+    code, out = cli("train", root, "--dry-run", "--json", "--epochs", "2", "--batch-size", "8", "--watch", "every 3")
+    assert code == 0, out
+    summary = json.loads(out)
+    assert (summary["loss"], summary["epochs"], summary["max_steps"]) == ("mnrl", 2, 2 * summary["steps_per_epoch"])
+    assert (summary["in_batch"], summary["batches"], summary["hard_negatives"]) == ("gte", "topic", False)
+    assert summary["watch"]["text"] == "every 3 steps"
+    assert summary["eval_steps"] == 3
+    assert any("TAS-B" in line for line in summary["recipe"])
+    code, out = cli("runs", root, "--json")
+    assert json.loads(out) == {"runs": []}  # nothing was queued
+    code, out = cli("train", root, "--dry-run", "--watch", "sometimes")
+    assert code == 2

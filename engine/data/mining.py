@@ -93,6 +93,7 @@ def mine_negatives(
     miner = f"{MINER}:{encoder.fingerprint}"
     settings = _settings(project, config, encoder, reranker, split)
     run_id = runs.create_run(project.db, "mine", settings)
+    stored = False
     try:
         texts, candidates, cache_used = _mine(encoder, pairs, chunk_texts, config, report)
         queries = select.queries_of(pairs, texts)
@@ -111,14 +112,19 @@ def mine_negatives(
             for chunk_id, _, score in q.chosen
         ]
         with write(project.db):
+            if is_cancelled():  # the last check, under the lock: past it the negatives are kept and the run finished
+                raise InterruptedError("mining cancelled")
             summary["negatives_added"] = store.insert_negatives(project.db, rows)
             summary["seconds"] = round(time.monotonic() - started, 2)
             runs.finish_run(project.db, run_id, summary, _metrics(summary), [])
-        report("store", 1, 1)
+        stored = True
+        if progress:  # not `report`: a cancel arriving now must not mark a stored, finished run cancelled
+            progress("store", 1, 1)
         return summary
     except BaseException as e:
-        status = "cancelled" if isinstance(e, InterruptedError) and is_cancelled() else "failed"
-        runs.fail_run(project.db, run_id, f"{type(e).__name__}: {e}", status)
+        if not stored:
+            status = "cancelled" if isinstance(e, InterruptedError) and is_cancelled() else "failed"
+            runs.fail_run(project.db, run_id, f"{type(e).__name__}: {e}", status)
         raise
 
 

@@ -28,7 +28,7 @@ JOB = JobText(
     group="data-mine",
     starting="starting: loading the model…",
     question="Cancel the running mining?",
-    detail="Nothing it found is kept.",
+    detail="Nothing it found is kept. (Should it be storing its result already, it finishes and says so.)",
     cancelling="cancelling at the next step…",
 )
 
@@ -138,10 +138,15 @@ class DataScreen(Screen[None]):
         self.job.show(message)
 
     def _mined(self, summary: dict[str, Any]) -> None:
-        self.notify(
-            f"{summary['negatives_added']:,} negatives added, {summary['short']:,} queries short",
-            title="Mining finished",
-        )
+        added = f"{summary['negatives_added']:,} negatives added, {summary['short']:,} queries short"
+        if self.job.cancel_requested.is_set():  # the cancel came after the engine's last check: say what is kept
+            self.query_one(Notice).say(
+                f"Mining had already stored its result when the cancel came, so it finished: {added}; "
+                "they are kept (reject them in Review, v, tab).",
+                "-note",
+            )
+        else:
+            self.notify(added, title="Mining finished")
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:

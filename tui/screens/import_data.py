@@ -120,6 +120,12 @@ class ImportScreen(ModalScreen[dict[str, Any] | None]):
     @on(Select.Changed, "#kind")
     def _kind_changed(self, event: Select.Changed) -> None:
         self._show_option(str(event.value))
+        self._say("")  # an error about the old kind no longer applies
+
+    @on(Input.Changed, "#path")
+    def _path_changed(self) -> None:
+        if not self.busy:
+            self._say("")  # nor one about the old path
 
     def _show_option(self, kind: str) -> None:
         label, choices, default = option_choices(kind, self.session.project)

@@ -140,7 +140,7 @@ class IndexScreen(Screen[None]):
             "u",
             "rollback",
             "Rollback",
-            tooltip="Switch back to the table built before the live one (asks)",
+            tooltip="Switch back to the table that was live before (asks)",
             id="index-rollback",
         ),
         Binding("r", "refresh", "Refresh", tooltip="Read the tables again", id="index-refresh"),
@@ -164,6 +164,7 @@ class IndexScreen(Screen[None]):
         self.session = session
         self.job = Job(self, session.project.root, JOB, succeeded=self._built, cancelled_note=lambda: CANCELLED)
         self._shown = False  # the first listing is drawn even when empty
+        self._banner_live: str | None = None  # the live table the notice speaks of, if it speaks of one
 
     def compose(self) -> ComposeResult:
         yield Label("Index · loading…", id="index-title", markup=False)
@@ -193,6 +194,8 @@ class IndexScreen(Screen[None]):
     def watch_tables(self, rows: list[dict[str, Any]]) -> None:
         self.query_one(IndexTable).show(rows)
         live = next((r for r in rows if r["live"]), None)
+        if self._banner_live is not None and (live is None or live["table"] != self._banner_live):
+            self._say("")
         title = (
             f"Index · live: {live['table']} ({live['model']}, {live['rows']:,} rows)"
             if live
@@ -200,8 +203,19 @@ class IndexScreen(Screen[None]):
         )
         self.query_one("#index-title", Label).update(f"{title} · {len(rows)} table(s)")
 
-    def _say(self, text: str, kind: str = "") -> None:
+    def _say(self, text: str, kind: str = "", live: str | None = None) -> None:
+        """A message about the live index `live`: cleared once another table goes live (a rollback, a switch
+        elsewhere), since "Built X: it is live now" or "Not switched" no longer describe the project then."""
         self.query_one(Notice).say(text, kind)
+        self._banner_live = live
+
+    def _live_table(self) -> str | None:
+        return next((r["table"] for r in self.tables if r["live"]), None)
+
+    def _switched(self, r: dict[str, Any]) -> None:
+        previous = r.get("previous") or self._live_table()
+        before = f"; {previous} stays for rollback" if previous and previous != r["live"] else ""
+        self._say(f"Live index: {r['live']} ({r['model']}, {r['rows']:,} rows){before}.", "-note", r["live"])
 
     # --- building ---------------------------------------------------------------------------------------
 
@@ -237,9 +251,9 @@ class IndexScreen(Screen[None]):
             self.app.push_screen(BuildDialog(worker.result), callback=self._start)
         elif group == "index-switch":
             if state == WorkerState.SUCCESS:
-                self.notify(f"Live index: {worker.result['live']} ({worker.result['model']})", title="Index")
+                self._switched(worker.result)
             elif state == WorkerState.ERROR:
-                self._say(f"Not switched: {worker.error}", "-error")
+                self._say(f"Not switched: {worker.error}", "-error", self._live_table())
             self.action_refresh()
 
     def _listed(self, rows: list[dict[str, Any]]) -> None:
@@ -256,6 +270,7 @@ class IndexScreen(Screen[None]):
             f"{r['skipped_unchanged']:,} unchanged copied, {r['resumed']:,} resumed, in {r['seconds']} s; "
             "it is live now.",
             "-note",
+            r["table"],
         )
 
     def action_cancel_build(self) -> None:
@@ -281,7 +296,7 @@ class IndexScreen(Screen[None]):
 
     def action_rollback(self) -> None:
         self.app.push_screen(
-            ConfirmScreen("Roll back the live index?", "Search goes back to the table built before the live one."),
+            ConfirmScreen("Roll back the live index?", "Search goes back to the table that was live before this one."),
             callback=lambda yes: self._switch(rollback) if yes else None,
         )
 

@@ -527,6 +527,18 @@ def _undo_message(outcomes: list[Outcome]) -> str:
         return (f"{first.target} {first.id} was decided again by another reviewer since: left as it is "
                 "(your decision is marked undone).")  # fmt: skip
     if len(outcomes) == 1:
-        return f"Undone: {first.target} {first.id} is {first.after.get('label', 'gone')} again."
+        return f"Undone on {first.target} {first.id}: {restored_text(first)}."
     note = f" ({len(superseded)} left as another reviewer set them since)" if superseded else ""
     return f"Undone: {len(outcomes) - len(superseded):,} decisions of one bulk action{note}."
+
+
+def restored_text(outcome: Outcome) -> str:
+    """What an undo put back, from the state before and after it: an edit's undo restores text, not a label."""
+    before, after = outcome.before, outcome.after
+    changes = []
+    if before.get("label") != after.get("label"):
+        changes.append(f"label back to {after.get('label', '?')}")
+    if before.get("edited_text_hash") != after.get("edited_text_hash"):
+        edited = after.get("edited_text_hash") is not None
+        changes.append("its earlier edited passage is back" if edited else "passage edit removed: corpus text again")
+    return " and ".join(changes) or "nothing needed restoring"

@@ -1,10 +1,10 @@
 """Fine-tuning the embedder: checking the flags, the pre-flight plan, starting/resuming a detached run, the run.
 
 `start_training` records a queued 'train' run (its settings and the plan) and launches the detached worker
-(engine.jobs.launcher); the worker calls `execute`, which loads the base model, fits max_seq_length to the data, runs a
-one-step smoke test (the measured step time gives the ETA), then trains with sentence-transformers'
-SentenceTransformerTrainer: MultipleNegativesRankingLoss by default (CachedMNRL and Matryoshka as options), the
-no-duplicates batch sampler, warmup, seeded; when the train split is large enough for a dev slice of
+(engine.jobs.launcher); the worker calls `execute`, which loads the base model, fits max_seq_length to the data and
+trains with sentence-transformers' SentenceTransformerTrainer (the first real step is timed: the ETA):
+MultipleNegativesRankingLoss with the recipe's in-batch terms and topic-aware batches (engine.train.recipe;
+CachedMNRL and Matryoshka as options), warmup, seeded; when the train split is large enough for a dev slice of
 training.dev_min_queries queries, dev evaluation keeps the best checkpoint (dev nDCG@10), else the last step.
 The result is models/run-<id>: a plain sentence-transformers folder (safetensors, model card written offline).
 """
@@ -171,7 +171,7 @@ def dev_text(plan: dict[str, Any]) -> str:
 
 
 def previous_step_seconds(project: Project, s: TrainSettings) -> float | None:
-    """The step time measured by the last run with the same batch size (its smoke step), for an early ETA."""
+    """The step time measured by the last run with the same batch size (its first step), for an early ETA."""
     for run in store.list_runs(project.db, limit=20):
         measured = (run["config"].get("preflight") or {}).get("step_seconds")
         if measured and run["config"].get("settings", {}).get("batch_size") == s.batch_size:
@@ -351,17 +351,10 @@ def _train(project: Project, run_id: int, config: dict[str, Any], reporter: Any,
     if cancelled():
         return {"status": "cancelled", "steps": 0}
     if data.dev_queries and steps["eval_steps"] and not resume_from:
-        reporter.event("phase", {"phase": "evaluating the base model"}, now=True)
-        started = time.monotonic()
         try:
-            metrics = base.metrics(trainer.model, data, cancelled)
+            _evaluate_base(trainer.model, data, base, watch, reporter, cancelled)
         except InterruptedError:
             return {"status": "cancelled", "steps": 0}
-        if not data.selects_checkpoint:  # part of the watching's budget (cheap when cached)
-            watch.base_seconds = time.monotonic() - started
-            watch.spent += watch.base_seconds
-        reporter.metrics += [(k, "dev", 0, float(v)) for k, v in metrics.items()]
-        reporter.event("eval", {"step": 0, "ndcg@10": float(metrics["ndcg@10"])}, now=True)
     reporter.event("phase", {"phase": "training"}, now=True)
     trainer.train(resume_from_checkpoint=str(project.root / resume_from) if resume_from else None)
     result = {
@@ -381,6 +374,20 @@ def _train(project: Project, run_id: int, config: dict[str, Any], reporter: Any,
     if data.dev_queries and not data.selects_checkpoint:
         result["watch"] = watch.summary()
     return {**result, "status": "finished", "model_path": model_path, "dev": dev}
+
+
+def _evaluate_base(
+    model: Any, data: TrainData, base: _BaseEncoder, watch: Any, reporter: Any, cancelled: Callable[[], bool]
+) -> None:
+    """Step 0 of the curve: the base model on the evaluation queries, through the embedding cache."""
+    reporter.event("phase", {"phase": "evaluating the base model"}, now=True)
+    started = time.monotonic()
+    metrics = base.metrics(model, data, cancelled)
+    if not data.selects_checkpoint:  # part of the watching's budget (cheap when cached)
+        watch.base_seconds = time.monotonic() - started
+        watch.spent += watch.base_seconds
+    reporter.metrics += [(k, "dev", 0, float(v)) for k, v in metrics.items()]
+    reporter.event("eval", {"step": 0, "ndcg@10": float(metrics["ndcg@10"])}, now=True)
 
 
 class _BaseEncoder:

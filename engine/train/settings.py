@@ -62,7 +62,7 @@ class TrainSettings:
     matryoshka_dims: list[int] | None = None
     # The project's top-level `seed` (or --seed) fills this: one seed per project, not one per section.
     seed: int = field(default=42, metadata=NOT_IN_YAML)
-    # One timed step before training (the ETA, and a fast failure on memory); stored runs carry it.
+    # Report the first real step's time as the pre-flight (the ETA); stored runs carry it.
     smoke_step: bool = field(default=True, metadata=NOT_IN_YAML)
     # {kind: lora, r: 16, alpha: 32, dropout: 0.05, target_modules: all-linear}: train a LoRA adapter (peft)
     # instead of every weight (engine.models.adapters); null: full fine-tuning. `embtune train --adapter lora`.

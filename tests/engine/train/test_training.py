@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import engine.train.callbacks
+import engine.train.run
 from engine.config import ConfigError, config_from_dict
 from engine.project import Project, open_project
 from engine.store import corpus, examples, runs
@@ -147,6 +148,24 @@ def test_cancel_at_step_k_stops_within_one_step_with_a_loadable_checkpoint(
     assert checkpoint.name == f"checkpoint-{result['steps']}"
     assert SentenceTransformer(str(checkpoint), device="cpu").encode(["x"]).shape == (1, 64)
     assert runs.model_run(project.db, run_id) is None  # a cancelled run offers no model to `--model RUN`
+
+
+def test_cancel_during_the_base_evaluation_stops_before_any_step(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id, _ = start_training(project, settings_for(project, batch_size=8, max_steps=12), launch=False)
+    calls = {"n": 0}
+
+    def cancelled_once_evaluating(db: object, rid: int) -> bool:
+        calls["n"] += 1  # 1: before loading, 2: after loading, 3: the base evaluation's first encoding block
+        return calls["n"] >= 3
+
+    monkeypatch.setattr(engine.train.run.store, "cancel_requested", cancelled_once_evaluating)
+    result = execute(project, run_id)
+    assert result == {"status": "cancelled", "steps": 0, "seconds": result["seconds"]}
+    assert calls["n"] == 3
+    assert store.train_run(project.db, run_id)["status"] == "cancelled"
+    assert not [row for row in store.metric_series(project.db, run_id) if row[0] == "loss"]
 
 
 def test_loss_options_and_precision(tiny_embedder_path: Path) -> None:
@@ -305,3 +324,26 @@ def test_dry_run_names_the_recipe_and_starts_nothing(tmp_path: Path, tiny_embedd
     assert json.loads(out) == {"runs": []}  # nothing was queued
     code, out = cli("train", root, "--dry-run", "--watch", "sometimes")
     assert code == 2
+
+
+def test_the_cached_base_evaluation_equals_the_libraries_evaluator(project: Project, tiny_embedder_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from engine.models.encoder import cache_key
+    from engine.models.prompts import Prompts
+    from engine.store.embeddings import cached_vectors
+    from engine.train.run import load_data
+    from engine.train.trainer import dev_evaluator
+    from engine.train.watch import base_metrics
+
+    data = load_data(project, settings_for(project))
+    model = SentenceTransformer(str(tiny_embedder_path), device="cpu")
+    theirs = dev_evaluator(data, 8)(model)
+    ours = base_metrics(model, "tiny-fp", data, project.db, Prompts())
+    for key, value in ours.items():
+        assert value == pytest.approx(theirs[f"dev_cosine_{key}"], abs=1e-9), key
+    keys = [cache_key(t, "query") for t in data.dev_queries.values()]
+    keys += [cache_key(t, "document") for t in data.dev_corpus.values()]
+    assert len(cached_vectors(project.db, "tiny-fp", int(model.max_seq_length), keys)) == len(set(keys))
+    again = base_metrics(model, "tiny-fp", data, project.db, Prompts(), cancelled=lambda: True)
+    assert again == ours  # read from the cache: no encoding block ran, so cancel had nothing to stop

@@ -39,3 +39,19 @@ def tuned_model(tmp_path_factory: pytest.TempPathFactory, tiny_embedder_path: Pa
     from tests.tinymodels import perturbed_model
 
     return perturbed_model(tiny_embedder_path, tmp_path_factory.mktemp("tuned") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_xlmr_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny bge-m3-shaped model: XLM-RoBERTa, Unigram vocabulary, CLS pooling (tests.tinymodels)."""
+    from tests.tinymodels import build_tiny_xlmr_embedder
+
+    return build_tiny_xlmr_embedder(tmp_path_factory.mktemp("tiny") / "bge-m3-tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Qwen3-Embedding-shaped model: decoder, last-token pooling, left padding, EOS, a query instruction."""
+    from tests.tinymodels import build_tiny_qwen3_embedder
+
+    return build_tiny_qwen3_embedder(tmp_path_factory.mktemp("tiny") / "Qwen3-Embedding-tiny")

@@ -147,3 +147,141 @@ def perturbed_model(base: Path, dest: Path) -> Path:
             param.add_(torch.randn_like(param) * 0.2)
     model.save(str(dest))
     return dest
+
+
+# --- the guide's other families: XLM-RoBERTa (bge-m3, multilingual-e5) and a Qwen3 decoder (Qwen3-Embedding) ----
+
+XLMR_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]  # XLM-RoBERTa's ids 0-3; <mask> comes last, as in the real one
+QWEN_EOS = "<|endoftext|>"  # Qwen3-Embedding appends it and pools the last token (its hidden state is the vector)
+QWEN_QUERY_PROMPT = "Instruct: Given a question about insurance, retrieve passages that answer it\nQuery: "
+
+
+def _words(texts: list[str]) -> list[str]:
+    from tokenizers import normalizers, pre_tokenizers
+
+    normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    return sorted({w for t in texts for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(t))})
+
+
+def build_unigram_tokenizer(texts: list[str] | None = None) -> Any:
+    """A SentencePiece-style Unigram tokenizer (Metaspace "▁", <s> … </s>) like XLM-RoBERTa's, with a fixed
+    vocabulary (whole words ▁-prefixed, then every character): deterministic, unlike a trained one."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    words = _words(texts or [*corpus(), QWEN_QUERY_PROMPT])
+    chars = sorted({c for w in words for c in w})
+    # Unigram scores are log-probabilities: whole words are likelier than spelling them out.
+    pieces = [(f"▁{w}", -1.0 - 0.01 * len(w)) for w in words] + [(p, -8.0) for c in chars for p in (c, f"▁{c}")]
+    vocab = [(s, 0.0) for s in XLMR_SPECIALS] + sorted(set(pieces)) + [("▁", -9.0), ("<mask>", 0.0)]
+    tok = Tokenizer(models.Unigram(vocab, unk_id=XLMR_SPECIALS.index("<unk>"), byte_fallback=False))
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    ids = {s: i for i, (s, _) in enumerate(vocab)}
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>",
+        pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", ids["<s>"]), ("</s>", ids["</s>"])],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        cls_token="<s>",
+        sep_token="</s>",
+        mask_token="<mask>",
+        model_max_length=MAX_LENGTH,
+    )
+
+
+def build_tiny_xlmr_embedder(dest: Path) -> Path:
+    """A bge-m3-shaped SentenceTransformer: XLM-RoBERTa (2 layers, 64-d, Unigram vocabulary) → CLS pooling →
+    normalize, no prompts (bge-m3 needs none). Saved in ``dest``."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    dest = Path(dest)
+    tokenizer = build_unigram_tokenizer()
+    config = XLMRobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=MAX_LENGTH + 2,  # positions start after the padding index, as in XLM-R
+        type_vocab_size=1,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    with tempfile.TemporaryDirectory() as xlmr_dir:
+        tokenizer.save_pretrained(xlmr_dir)
+        torch.manual_seed(SEED)
+        XLMRobertaModel(config).save_pretrained(xlmr_dir)
+        modules = [Transformer(xlmr_dir, max_seq_length=MAX_LENGTH), Pooling(HIDDEN, "cls"), Normalize()]
+        SentenceTransformer(modules=modules, device="cpu").save(str(dest))
+    return dest
+
+
+def build_qwen_tokenizer(texts: list[str] | None = None) -> Any:
+    """The WordPiece vocabulary above with Qwen3-Embedding's conventions: <|endoftext|> appended to every text
+    (and used as padding), padding on the left so the last position is always a real token."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    words = set(_words(texts or [*corpus(), QWEN_QUERY_PROMPT]))
+    chars = {c for w in words for c in w}
+    vocab = [QWEN_EOS, "<|im_start|>", "<|im_end|>", "[UNK]", *sorted(words | chars | {f"##{c}" for c in chars})]
+    tok = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.normalizer, tok.pre_tokenizer = normalizer, pre_tokenizer
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"$A {QWEN_EOS}", pair=f"$A {QWEN_EOS} $B {QWEN_EOS}", special_tokens=[(QWEN_EOS, 0)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token=QWEN_EOS,
+        pad_token=QWEN_EOS,
+        unk_token="[UNK]",
+        padding_side="left",
+        model_max_length=MAX_LENGTH,
+    )
+
+
+def build_tiny_qwen3_embedder(dest: Path, prompts: dict[str, str] | None = None) -> Path:
+    """A Qwen3-Embedding-shaped SentenceTransformer: a 2-layer Qwen3 decoder (64-d) → last-token pooling →
+    normalize, left padding, EOS appended, and the real model's prompt layout (an instruction on queries, none on
+    documents) in config_sentence_transformers.json. Name ``dest`` like the real one to test the prompt warning."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from transformers import Qwen3Config, Qwen3Model
+
+    dest = Path(dest)
+    tokenizer = build_qwen_tokenizer()
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=HIDDEN,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=MAX_LENGTH,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+    )
+    with tempfile.TemporaryDirectory() as qwen_dir:
+        tokenizer.save_pretrained(qwen_dir)
+        torch.manual_seed(SEED)
+        Qwen3Model(config).save_pretrained(qwen_dir)
+        modules = [Transformer(qwen_dir, max_seq_length=MAX_LENGTH), Pooling(HIDDEN, "lasttoken"), Normalize()]
+        chosen = {"query": QWEN_QUERY_PROMPT, "document": ""} if prompts is None else prompts
+        SentenceTransformer(modules=modules, device="cpu", prompts=chosen).save(str(dest))
+    return dest

@@ -34,22 +34,49 @@ def index() -> None:
 @project_dir
 @click.option("--model", default="base", show_default=True, help="base, a run id (7 or run-7) or a model folder.")
 @click.option("--wait", is_flag=True, help="Build in this process and print the result (else: a detached job).")
+@click.option("--processes", type=int, help="Encode in N CPU processes (sentence-transformers' multi-process pool).")
+@click.option("--devices", metavar="LIST", help="Encode on these devices, e.g. cuda:0,cuda:1 (one process each).")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="ray: run the build as a Ray Data pipeline (pip install 'embtune[ray]').",
+)
+@click.option("--address", metavar="ADDR", help="--engine ray: the cluster (ray://host:10001, auto); default: local.")
 @json_option
 @handles_errors
-def index_build(directory: Path, model: str, wait: bool, as_json: bool) -> None:
+def index_build(
+    directory: Path,
+    model: str,
+    wait: bool,
+    processes: int | None,
+    devices: str | None,
+    engine: str,
+    address: str | None,
+    as_json: bool,
+) -> None:
     """Embed every chunk with MODEL into a new table, then switch the live index to it."""
-    from engine.index.build import build_index
+    from engine.index.devices import Targets
 
     project = open_project(directory)
+    targets = Targets.parse(processes, devices)
     if not wait:
-        emit(as_json, *_launch_build(project, model))
+        emit(as_json, *_launch_build(project, model, targets, engine, address))
         return
     with ProgressBar() as bar:
-        result = build_index(project, model, bar)
+        if engine == "ray":
+            from engine.index.ray_build import build_with_ray
+
+            result = build_with_ray(project, model, address=address, progress=bar)
+        else:
+            from engine.index.build import build_index
+
+            result = build_index(project, model, bar, targets=targets)
     ann = result.ann
     search = (
-        f"approximate (IVF_FLAT, recall@10 {ann['recall_at_10']:.3f} vs exact on {ann['queries']} queries)"
-        if ann.get("kind") == "ivf_flat"
+        f"approximate ({ann['note']}; recall@10 {ann['recall_at_10']:.3f} vs exact on {ann['queries']} queries)"
+        if ann.get("kind") not in (None, "exact")
         else f"exact ({ann.get('note', '')})"
     )
     emit(
@@ -178,13 +205,20 @@ def _one_line(text: str, width: int = 80) -> str:
 @project_dir
 @click.argument("run")
 @click.argument("dest", type=click.Path(path_type=Path))
+@click.option(
+    "--adapter",
+    type=click.Choice(["merge", "keep"]),
+    default="merge",
+    show_default=True,
+    help="A LoRA run: merge into full weights, or keep the adapter alone (needs its base model to load).",
+)
 @json_option
 @handles_errors
-def export_model_cmd(directory: Path, run: str, dest: Path, as_json: bool) -> None:
+def export_model_cmd(directory: Path, run: str, dest: Path, adapter: str, as_json: bool) -> None:
     """Write RUN's model to DEST (safetensors + a model card with lineage and evaluation); DEST must be new."""
     from engine.models.export import export_model
 
-    result = export_model(open_project(directory), run, dest)
+    result = export_model(open_project(directory), run, dest, adapter)
     emit(
         as_json,
         result,

@@ -83,7 +83,18 @@ def attach_lora(model: Any, spec: LoraSpec) -> dict[str, int]:
         module.model = get_peft_model(module.model, config)
     except ValueError as e:  # e.g. "Target modules {...} not found in the base model"
         raise AdapterError(f"training.adapter.target_modules: {e}") from e
+    module.model._register_load_state_dict_pre_hook(_peft_key_layout)
     return parameter_counts(model)
+
+
+_WRAPPED = "base_model.model."
+
+
+def _peft_key_layout(state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+    """The trainer's checkpoints hold the wrapped weights under the plain layout ("layers.0…lora_A…", without
+    peft's "base_model.model."), so loading the best checkpoint or resuming would fail on every key: move them."""
+    for key in [k for k in state_dict if k.startswith(prefix) and not k.startswith(prefix + _WRAPPED)]:
+        state_dict[prefix + _WRAPPED + key[len(prefix) :]] = state_dict.pop(key)
 
 
 def parameter_counts(model: Any) -> dict[str, int]:

@@ -3,6 +3,11 @@
 The card is written here, offline, from the store: the run's data lineage (its config and result) and the
 evaluation figures recorded for it. The folder is assembled under DEST.partial and renamed into place, so DEST
 is either complete or absent. Export deletes only what it created: DEST.partial when it holds export's marker.
+
+The exported config carries the prompts every embtune path used (engine.models.prompts), so `encode_query` /
+`encode_document` in any sentence-transformers code encode as embtune did. A LoRA run (its folder holds only the
+adapter) is merged into full weights by default (`--adapter merge`: one folder, no peft needed to load it) or
+shipped as the adapter (`--adapter keep`: megabytes, naming the base model it needs).
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EmbtuneError
+from engine.models.adapters import is_adapter_dir, set_adapter_base
+from engine.models.prompts import ST_CONFIG, Prompts
 from engine.models.refs import ModelRef, resolve_ref
 from engine.project import Project
 from engine.store import indexes
 
 CARD = "README.md"
+ADAPTER_MODES = ("merge", "keep")
 # Written first into DEST.partial: how a later export tells its own leftover from a user's folder of that name.
 MARKER = ".embtune-export"
 
@@ -27,9 +35,11 @@ class ExportError(EmbtuneError):
     """The export cannot be written (DEST not empty, no such model)."""
 
 
-def export_model(project: Project, ref: str, dest: Path) -> dict[str, Any]:
+def export_model(project: Project, ref: str, dest: Path, adapter: str = "merge") -> dict[str, Any]:
     from engine.models.resolve import model_fingerprint, resolve_model
 
+    if adapter not in ADAPTER_MODES:
+        raise ExportError(f"--adapter must be one of {', '.join(ADAPTER_MODES)}, got {adapter!r}")
     dest = Path(dest).expanduser().resolve()
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ExportError(f"{dest} exists and is not empty: choose a new folder (nothing was overwritten)")
@@ -39,7 +49,7 @@ def export_model(project: Project, ref: str, dest: Path) -> dict[str, Any]:
         raise ExportError(f"{dest} is inside the model folder {source} it would copy: choose a folder outside it")
     partial = _fresh_partial(dest)
     try:
-        _assemble(project, model, source, partial)
+        _assemble(project, model, source, partial, adapter)
         (partial / MARKER).unlink()  # last: a folder holding the marker is always an unfinished export
         if dest.exists():
             dest.rmdir()  # empty, checked above
@@ -55,6 +65,8 @@ def export_model(project: Project, ref: str, dest: Path) -> dict[str, Any]:
         "fingerprint": model_fingerprint(dest),
         "files": files,
         "card": str(dest / CARD),
+        "prompts": _exported_prompts(dest),
+        "adapter": is_adapter_dir(dest),
     }
 
 
@@ -76,17 +88,63 @@ def _fresh_partial(dest: Path) -> Path:
     return partial
 
 
-def _assemble(project: Project, model: ModelRef, source: Path, partial: Path) -> None:
-    shutil.copytree(
-        source,
-        partial,
-        dirs_exist_ok=True,  # the folder exists already, holding the marker
-        ignore=shutil.ignore_patterns(".*", "checkpoint-*", "optimizer.pt", "scheduler.pt", "rng_state*.pth"),
-    )
-    _ensure_safetensors(partial)
+def _assemble(project: Project, model: ModelRef, source: Path, partial: Path, adapter: str) -> None:
+    from engine.models.prompts import resolve_prompts
+
+    prompts = resolve_prompts(project.config.prompts, source)
+    if is_adapter_dir(source) and adapter == "merge":
+        _save_merged(project, source, partial)
+    else:
+        shutil.copytree(
+            source,
+            partial,
+            dirs_exist_ok=True,  # the folder exists already, holding the marker
+            ignore=shutil.ignore_patterns(".*", "checkpoint-*", "optimizer.pt", "scheduler.pt", "rng_state*.pth"),
+        )
+        if is_adapter_dir(partial):
+            _point_adapter_at_base(project, partial)
+        _ensure_safetensors(partial)
+    _write_prompts(partial, prompts)
     run = indexes.run_record(project.db, model.run_id) if model.run_id is not None else None
-    card = model_card(project, model.name, run, _evaluations(project, model.name))
+    card = model_card(project, model.name, run, _evaluations(project, model.name), prompts, is_adapter_dir(partial))
     (partial / CARD).write_text(card, encoding="utf-8")
+
+
+def _save_merged(project: Project, source: Path, partial: Path) -> None:
+    """The adapter folded into the base weights: a plain sentence-transformers folder."""
+    from engine.models.adapters import merge_adapter
+    from engine.models.resolve import load_embedder
+
+    model = load_embedder(str(source), device="cpu", trust_remote_code=project.config.trust_remote_code)
+    merge_adapter(model)
+    model.save(str(partial), safe_serialization=True)
+
+
+def _point_adapter_at_base(project: Project, folder: Path) -> None:
+    """An adapter trained here names its base by local path; an exported one names the base as project.yaml
+    does when that is a hub id (the path means nothing on another machine)."""
+    from engine.models.resolve import is_hub_id
+
+    base = project.config.base_model
+    if is_hub_id(base) and not (project.root / base).exists():
+        set_adapter_base(folder, base)
+
+
+def _write_prompts(folder: Path, prompts: Prompts) -> None:
+    """config_sentence_transformers.json carries the prompts the project encoded with."""
+    file = folder / ST_CONFIG
+    config = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
+    merged = {**(config.get("prompts") or {}), **prompts.as_dict()}
+    config["prompts"] = merged
+    if config.get("default_prompt_name") not in merged:
+        config["default_prompt_name"] = None
+    file.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
+def _exported_prompts(folder: Path) -> dict[str, str]:
+    from engine.models.prompts import model_prompts
+
+    return model_prompts(folder)[0]
 
 
 def _ensure_safetensors(folder: Path) -> None:
@@ -121,8 +179,16 @@ def _evaluations(project: Project, name: str) -> list[dict[str, Any]]:
     return out
 
 
-def model_card(project: Project, name: str, run: dict[str, Any] | None, evaluations: list[dict[str, Any]]) -> str:
+def model_card(
+    project: Project,
+    name: str,
+    run: dict[str, Any] | None,
+    evaluations: list[dict[str, Any]],
+    prompts: Prompts | None = None,
+    adapter: bool = False,
+) -> str:
     config = project.config
+    prompts = prompts or Prompts()
     lines = [
         "---",
         "library_name: sentence-transformers",
@@ -138,12 +204,38 @@ def model_card(project: Project, name: str, run: dict[str, Any] | None, evaluati
         "```python",
         "from sentence_transformers import SentenceTransformer",
         'model = SentenceTransformer("path/to/this/folder")',
+        'queries = model.encode_query(["..."])  # applies the query prompt below',
+        'passages = model.encode_document(["..."])  # applies the document prompt',
         "```",
         "",
     ]
+    lines += _prompt_lines(prompts, adapter, config.base_model)
     lines += _lineage(run)
     lines += _evaluation_lines(name, evaluations)
     return "\n".join(lines) + "\n"
+
+
+def _prompt_lines(prompts: Prompts, adapter: bool, base: str) -> list[str]:
+    lines = ["## Prompts", ""]
+    if prompts.query or prompts.document:
+        lines += [
+            "Trained, evaluated and indexed with these prompts (also in config_sentence_transformers.json):",
+            "",
+            f"- query: `{json.dumps(prompts.query)}`",
+            f"- document: `{json.dumps(prompts.document)}`",
+            "",
+        ]
+    else:
+        lines += ["None: queries and documents are encoded as they are.", ""]
+    if adapter:
+        lines += [
+            "## Adapter",
+            "",
+            f"This folder holds a LoRA adapter (peft), not full weights: loading it needs the base model `{base}` "
+            "and the `peft` package.",
+            "",
+        ]
+    return lines
 
 
 def _lineage(run: dict[str, Any] | None) -> list[str]:

@@ -66,6 +66,11 @@ def resolve_model(spec: str, base_dir: Path | None = None) -> ResolvedModel:
     raise ModelNotFoundError(_not_found(spec, looked))
 
 
+def is_hub_id(spec: str) -> bool:
+    """"name" or "org/name" as the Hugging Face hub spells ids (a path such as ./x or /x is not one)."""
+    return bool(_HF_ID.match(spec.strip()))
+
+
 def is_model_dir(path: Path) -> bool:
     """A folder with a transformers config.json or a sentence-transformers modules.json."""
     return path.is_dir() and any((path / name).is_file() for name in MODEL_FILES)

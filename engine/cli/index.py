@@ -88,11 +88,13 @@ def index_build(
     )
 
 
-def _launch_build(project: Project, model: str) -> tuple[dict[str, Any], str]:
+def _launch_build(
+    project: Project, model: str, targets: Any, engine: str, address: str | None
+) -> tuple[dict[str, Any], str]:
     """Queue an index run and start its detached worker (engine.jobs): closing the terminal does not stop it."""
     from engine.jobs.launcher import launch, log_path, queue
 
-    run_id = queue(project, "index", {"model": model})
+    run_id = queue(project, "index", {"model": model, **targets.to_json(), "engine": engine, "address": address})
     pid = launch(project, run_id)
     root, log = project.root, log_path(project, run_id)
     payload = {"started": True, "pid": pid, "log": str(log), "model": model, "run_id": run_id}
@@ -101,6 +103,34 @@ def _launch_build(project: Project, model: str) -> tuple[dict[str, Any], str]:
         f"`embtune index list {root}` shows its table; the live index switches when it completes. "
         f"To stop it: `embtune runs {root} --all` names its run, `embtune cancel {root} RUN` stops it."
     )
+
+
+@index.command("plan")
+@project_dir
+@json_option
+@handles_errors
+def index_plan(directory: Path, as_json: bool) -> None:
+    """Measure index types and compressions on the live table: recall@10 vs exact, bytes/vector, latency."""
+    from engine.index.plan import plan_index
+
+    with ProgressBar() as bar:
+        plan = plan_index(open_project(directory), bar)
+    lines = [
+        f"{plan.table}: {plan.rows:,} rows × {plan.dim} dims, {plan.queries} queries; min recall@10 {plan.min_recall}",
+        f"  {'option':<16} {'recall@10':>9} {'bytes/vec':>10} {'p50 ms':>8} {'p95 ms':>8} {'build s':>8}",
+    ]
+    for o in plan.options:
+        mark = "*" if o.name == plan.pick else " "
+        build = "" if o.build_seconds is None else f"{o.build_seconds:.1f}"
+        lines.append(
+            f"{mark} {o.name:<16} {o.recall_at_10:>9.3f} {o.bytes_per_vector:>10.1f} {o.p50_ms:>8.2f} "
+            f"{o.p95_ms:>8.2f} {build:>8}"
+        )
+    lines.append(
+        f"Pick: {plan.pick or 'none meets min_recall'}; index type for builds (index.type: auto): "
+        f"{plan.index_pick or 'ivf_flat (no index type met min_recall)'}."
+    )
+    emit(as_json, plan.to_json(), "\n".join(lines))
 
 
 @index.command("rollback")

@@ -21,7 +21,7 @@ CURVE, AXIS, LABEL, MUTED, EMPTY, EVAL = "curve", "axis", "label", "muted", "emp
 OVERLAY = "overlay"
 BLOCKS = " ▁▂▃▄▅▆▇█"
 Y_LABEL = 9  # cells for the y-axis figures
-RIGHT = 26  # cells right of the plot for the strips' latest values
+RIGHT = 20  # cells right of the plot for the strips' latest values (" 0.5100 ★ 0.5200@10")
 
 
 def bucket(points: Sequence[tuple[int, float]], width: int, first: int, last: int) -> list[float | None]:
@@ -177,7 +177,7 @@ def strips(curves: Curves, plot: int, last: int, tagged: bool, kind: str) -> lis
     evals = curves.points("eval")
     if evals:
         best = best_eval(curves)
-        note = f" (★ best {best[1]:.4f} @ {best[0]})" if best else ""
+        note = f" ★ {best[1]:.4f}@{best[0]}" if best else ""
         name = (eval_label(curves.role) if not tagged else eval_label(curves.role).split()[-1]) + tag
         lines.append(
             [
@@ -255,7 +255,8 @@ class TrainChart(Widget):
         return len(self.lines(width))
 
     def render(self) -> Content:
-        return Content("\n").join(
-            Content.assemble(*((text, CHART_STYLES[kind]) for text, kind in line))
-            for line in self.lines(self.content_size.width)
+        width = self.content_size.width
+        return Content("\n").join(  # one row per line, never wrapped: the height counts lines
+            Content.assemble(*((text, CHART_STYLES[kind]) for text, kind in line)).truncate(width)
+            for line in self.lines(width)
         )

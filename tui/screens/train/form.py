@@ -53,9 +53,10 @@ class TrainForm(ModalScreen[int | None]):
     TrainForm #form-body { height: auto; }
     TrainForm #form-fields { width: 44; height: auto; }
     TrainForm .field { height: 1; }
-    TrainForm .field Label { width: 17; color: $text-muted; }
+    TrainForm .field .caption { width: 17; color: $text-muted; }
     TrainForm .field Input, TrainForm .field Select { width: 1fr; }
-    TrainForm #form-plan { width: 1fr; height: auto; max-height: 14; margin-left: 2; color: $text; }
+    TrainForm #form-plan-box { width: 1fr; height: auto; max-height: 14; margin-left: 2; }
+    TrainForm #form-plan { width: 1fr; height: auto; color: $text; }
     TrainForm #form-error { height: auto; color: $text-error; }
     TrainForm #form-help { color: $text-muted; height: auto; }
     """
@@ -107,7 +108,9 @@ class TrainForm(ModalScreen[int | None]):
 
     @staticmethod
     def _field(name: str, widget: Any) -> Horizontal:
-        return Horizontal(Label(train_view.FORM_FIELDS[name], markup=False), widget, classes="field")
+        # a Static, not a Label: dialogs stretch their Labels to the full width (app.tcss) so messages wrap
+        caption = Static(train_view.FORM_FIELDS[name], markup=False, classes="caption")
+        return Horizontal(caption, widget, classes="field")
 
     def on_mount(self) -> None:
         self.query_one("#f-epochs", Input).focus()

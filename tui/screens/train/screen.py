@@ -61,8 +61,9 @@ class TrainScreen(Screen[None]):
     TrainScreen #train-message.-note { color: $text; }
     TrainScreen #train-chart { padding: 0 1; border: round $primary 50%; }
     TrainScreen #train-bottom { height: 1fr; }
-    TrainScreen #train-runs { width: 1fr; border: round $primary 50%; }
-    TrainScreen #train-side { width: 2fr; }
+    TrainScreen #train-runs { width: 70; height: 1fr; border: round $primary 50%; }
+    TrainScreen #train-side { width: 1fr; }
+    TrainScreen.-narrow #train-runs { width: 1fr; }
     TrainScreen #train-evals { height: auto; max-height: 15; border: round $primary 50%; padding: 0 1; }
     TrainScreen #train-log { height: 1fr; border: round $primary 50%; }
     TrainScreen.-narrow #train-side { display: none; }

@@ -34,22 +34,49 @@ def index() -> None:
 @project_dir
 @click.option("--model", default="base", show_default=True, help="base, a run id (7 or run-7) or a model folder.")
 @click.option("--wait", is_flag=True, help="Build in this process and print the result (else: a detached job).")
+@click.option("--processes", type=int, help="Encode in N CPU processes (sentence-transformers' multi-process pool).")
+@click.option("--devices", metavar="LIST", help="Encode on these devices, e.g. cuda:0,cuda:1 (one process each).")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="ray: run the build as a Ray Data pipeline (pip install 'embtune[ray]').",
+)
+@click.option("--address", metavar="ADDR", help="--engine ray: the cluster (ray://host:10001, auto); default: local.")
 @json_option
 @handles_errors
-def index_build(directory: Path, model: str, wait: bool, as_json: bool) -> None:
+def index_build(
+    directory: Path,
+    model: str,
+    wait: bool,
+    processes: int | None,
+    devices: str | None,
+    engine: str,
+    address: str | None,
+    as_json: bool,
+) -> None:
     """Embed every chunk with MODEL into a new table, then switch the live index to it."""
-    from engine.index.build import build_index
+    from engine.index.devices import Targets
 
     project = open_project(directory)
+    targets = Targets.parse(processes, devices)
     if not wait:
-        emit(as_json, *_launch_build(project, model))
+        emit(as_json, *_launch_build(project, model, targets, engine, address))
         return
     with ProgressBar() as bar:
-        result = build_index(project, model, bar)
+        if engine == "ray":
+            from engine.index.ray_build import build_with_ray
+
+            result = build_with_ray(project, model, address=address, progress=bar)
+        else:
+            from engine.index.build import build_index
+
+            result = build_index(project, model, bar, targets=targets)
     ann = result.ann
     search = (
-        f"approximate (IVF_FLAT, recall@10 {ann['recall_at_10']:.3f} vs exact on {ann['queries']} queries)"
-        if ann.get("kind") == "ivf_flat"
+        f"approximate ({ann['note']}; recall@10 {ann['recall_at_10']:.3f} vs exact on {ann['queries']} queries)"
+        if ann.get("kind") not in (None, "exact")
         else f"exact ({ann.get('note', '')})"
     )
     emit(
@@ -61,11 +88,13 @@ def index_build(directory: Path, model: str, wait: bool, as_json: bool) -> None:
     )
 
 
-def _launch_build(project: Project, model: str) -> tuple[dict[str, Any], str]:
+def _launch_build(
+    project: Project, model: str, targets: Any, engine: str, address: str | None
+) -> tuple[dict[str, Any], str]:
     """Queue an index run and start its detached worker (engine.jobs): closing the terminal does not stop it."""
     from engine.jobs.launcher import launch, log_path, queue
 
-    run_id = queue(project, "index", {"model": model})
+    run_id = queue(project, "index", {"model": model, **targets.to_json(), "engine": engine, "address": address})
     pid = launch(project, run_id)
     root, log = project.root, log_path(project, run_id)
     payload = {"started": True, "pid": pid, "log": str(log), "model": model, "run_id": run_id}
@@ -74,6 +103,34 @@ def _launch_build(project: Project, model: str) -> tuple[dict[str, Any], str]:
         f"`embtune index list {root}` shows its table; the live index switches when it completes. "
         f"To stop it: `embtune runs {root} --all` names its run, `embtune cancel {root} RUN` stops it."
     )
+
+
+@index.command("plan")
+@project_dir
+@json_option
+@handles_errors
+def index_plan(directory: Path, as_json: bool) -> None:
+    """Measure index types and compressions on the live table: recall@10 vs exact, bytes/vector, latency."""
+    from engine.index.plan import plan_index
+
+    with ProgressBar() as bar:
+        plan = plan_index(open_project(directory), bar)
+    lines = [
+        f"{plan.table}: {plan.rows:,} rows × {plan.dim} dims, {plan.queries} queries; min recall@10 {plan.min_recall}",
+        f"  {'option':<16} {'recall@10':>9} {'bytes/vec':>10} {'p50 ms':>8} {'p95 ms':>8} {'build s':>8}",
+    ]
+    for o in plan.options:
+        mark = "*" if o.name == plan.pick else " "
+        build = "" if o.build_seconds is None else f"{o.build_seconds:.1f}"
+        lines.append(
+            f"{mark} {o.name:<16} {o.recall_at_10:>9.3f} {o.bytes_per_vector:>10.1f} {o.p50_ms:>8.2f} "
+            f"{o.p95_ms:>8.2f} {build:>8}"
+        )
+    lines.append(
+        f"Pick: {plan.pick or 'none meets min_recall'}; index type for builds (index.type: auto): "
+        f"{plan.index_pick or 'ivf_flat (no index type met min_recall)'}."
+    )
+    emit(as_json, plan.to_json(), "\n".join(lines))
 
 
 @index.command("rollback")

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from engine.index.stream import vector_matrix
+from engine.store import runs
+from engine.store._sqlite_utils import Database
 
 K = 10
 PROBES = (20, 50, 100, 200)  # tried in order: more partitions searched = higher recall, slower queries
@@ -27,6 +29,7 @@ REFINE = 20  # IVF_PQ / IVF_RQ: re-rank refine×k candidates on the stored float
 KINDS = ("ivf_flat", "ivf_pq", "ivf_hnsw_sq", "ivf_rq")
 LABELS = {"ivf_flat": "IVF_FLAT", "ivf_pq": "IVF_PQ", "ivf_hnsw_sq": "IVF_HNSW_SQ", "ivf_rq": "IVF_RQ"}
 VECTOR_SCAN = 16_384
+PLAN_KIND = "index-plan"  # the run kind `embtune index plan` stores its measurements as
 
 
 @dataclass
@@ -40,6 +43,7 @@ class AnnResult:
     refine_factor: int | None = None
     build_seconds: float | None = None
     index_bytes: int | None = None
+    bytes_per_vector: float | None = None
     latency: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -53,6 +57,7 @@ class AnnResult:
             "note": self.note,
             "build_seconds": self.build_seconds,
             "index_bytes": self.index_bytes,
+            "bytes_per_vector": self.bytes_per_vector,
             **self.latency,
         }
 
@@ -78,6 +83,18 @@ def index_config(kind: str, rows: int, dim: int) -> Any:
     raise ValueError(f"unknown index kind {kind!r}")
 
 
+def code_bytes(kind: str, config: Any, dim: int) -> float:
+    """Bytes each vector costs in the index (its code; graph links for HNSW), what grows with the corpus; the
+    measured size on disk (index_bytes) also holds per-index overhead such as PQ codebooks."""
+    if kind == "ivf_pq":
+        return float(config.num_sub_vectors) * config.num_bits / 8
+    if kind == "ivf_hnsw_sq":
+        return dim + 2 * config.m * 4  # one byte per dimension + layer-0 links (2m neighbours × 4-byte ids)
+    if kind == "ivf_rq":
+        return dim * config.num_bits / 8 + 8  # the bits + RaBitQ's per-vector correction factors
+    return 4.0 * dim
+
+
 def partitions_of(config: Any) -> int:
     return int(getattr(config, "num_partitions", None) or 1)
 
@@ -93,7 +110,7 @@ def build_ann(
 ) -> AnnResult:
     """Index `table`'s vectors with `kind` ("auto": IVF_FLAT), then pick the fewest probes reaching
     `min_recall`; below it at the widest setting the index is dropped. `keep=False` measures and drops anyway."""
-    kind = "ivf_flat" if kind == "auto" else kind
+    kind = "ivf_flat" if kind == "auto" else kind  # build.py resolves auto from the latest plan first
     rows = table.count_rows()
     truth = truth if truth is not None else exact_top_k(table, queries, K)
     config = index_config(kind, rows, queries.shape[1])
@@ -116,7 +133,8 @@ def build_ann(
             note += f", refine ×{refine}" if refine else ""
             if not keep:
                 drop_indexes(table)
-            return AnnResult(kind, recall, probes, tried, len(queries), note, refine, seconds, size, latency)
+            code = code_bytes(kind, config, queries.shape[1])
+            return AnnResult(kind, recall, probes, tried, len(queries), note, refine, seconds, size, code, latency)
     drop_indexes(table)
     best = max((t["recall_at_10"] for t in tried), default=0.0)
     result = AnnResult(
@@ -128,6 +146,7 @@ def build_ann(
         f"{LABELS[kind]} reached recall@10 {best:.3f} < {min_recall}: dropped, search stays exact",
     )
     result.build_seconds, result.index_bytes = seconds, size
+    result.bytes_per_vector = code_bytes(kind, config, queries.shape[1])
     return result
 
 
@@ -194,3 +213,16 @@ def apply_knobs(search: Any, nprobes: int | None, refine: int | None) -> Any:
     if refine:
         search = search.refine_factor(int(refine))
     return search
+
+
+def latest_plan(db: Database) -> dict[str, Any] | None:
+    """The newest stored `embtune index plan` (what `index.type: auto` builds with, what the Index screen shows)."""
+    found = runs.latest_result(db, PLAN_KIND)
+    return found[1] if found else None
+
+
+def auto_kind(db: Database) -> str:
+    """`index.type: auto`: the latest plan's index pick, else IVF_FLAT."""
+    plan = latest_plan(db)
+    pick = plan.get("index_pick") if plan else None
+    return pick if pick in KINDS else "ivf_flat"

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import EmbtuneError
-from engine.index.ann import AnnResult, build_ann, exact
+from engine.index.ann import AnnResult, auto_kind, build_ann, exact
 from engine.index.devices import PooledEncoder, Targets
 from engine.index.stream import KeySet, Page, PreviousVectors, arrow_rows, keep_current, pages, row_key, table_schema
 from engine.jobs.launcher import process_alive
@@ -370,7 +370,8 @@ def _approximate(project: Project, encoder: Any, table: Any, rows: int, cancelle
     if settings.type == "flat":
         return exact("exact search: index.type is flat")
     queries = encoder.encode(recall_query_texts(project, rows), "query")
-    return build_ann(table, queries, settings.min_recall, cancelled, kind=settings.type)
+    kind = auto_kind(project.db) if settings.type == "auto" else settings.type
+    return build_ann(table, queries, settings.min_recall, cancelled, kind=kind)
 
 
 def recall_query_texts(project: Project, rows: int) -> list[str]:

@@ -101,6 +101,13 @@ class Searcher:
         results.compare = Results(query, row["table_name"], row["model"], top, seconds)
         return results
 
+    def encode_queries(self, row: dict[str, Any], texts: list[str]) -> Any:
+        """Query vectors for `texts` as `row`'s table expects them (its model and query prompt)."""
+        model, prompt = self._model(row)
+        return model.encode_query(
+            texts, prompt=prompt, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+
     def _table_row(self, index_id: int | None) -> dict[str, Any]:
         row = indexes.live(self.project.db) if index_id is None else indexes.get(self.project.db, index_id)
         if row is None:

@@ -18,10 +18,22 @@ RELEASED = Path(__file__).with_name("cli_surface_0.1.0.json")
 # Deliberate additions since the release (command path → option names), left out when comparing with it; the
 # next release's dump includes them and empties this.
 ADDED_SINCE_RELEASE: dict[str, set[str]] = {
-    "embtune train": {"allow_parallel"},  # one active training run per project unless --allow-parallel (#14)
+    # allow_parallel: one active training run per project unless asked (#14); the recipe's switches, the watch
+    # budget and the pre-flight without a run (#16)
+    "embtune train": {
+        "allow_parallel",
+        "negatives",
+        "watch",
+        "dry_run",
+        "adapter",
+        "gradient_checkpointing",
+        "auto_batch",
+    },
+    "embtune export": {"adapter"},  # a LoRA run merged into full weights or shipped as the adapter (#17)
     "embtune import": {"strict"},  # any skipped file or row is an error (#14)
     "embtune": {"merge"},  # a subcommand: LM-Cocktail merge of base and tuned weights (#16)
-    "embtune index": {"use"},  # make any table live; rollback follows the live history (#18)
+    "embtune index": {"use", "plan"},  # use: any table live (#18); plan: index types and compressions measured (#19)
+    "embtune index build": {"processes", "devices", "engine", "address"},  # multi-process/device and Ray builds (#19)
 }
 # Help texts corrected on purpose since the release (their options are still compared).
 HELP_CHANGED_SINCE_RELEASE = {

@@ -1,0 +1,322 @@
+"""`embtune index plan`: measure index types and vector compressions on the project's own table and queries.
+
+Every option is scored against exact float32 search over the live table (its top 10 per query, one streaming scan):
+recall@10, bytes per vector, p50/p95 search latency and build seconds. The pick is the smallest (then fastest)
+option whose recall@10 reaches `index.min_recall`; a build with `index.type: auto` uses the latest plan's index
+type. Index types are built on a scratch copy of the table (chunk ids and vectors only), never on the live one.
+
+Compressions are measured in numpy as brute-force search over the compressed vectors with the float32 query:
+Matryoshka truncation (only for a model trained for it), int8 and binary quantization (sentence-transformers'
+`quantize_embeddings`) each re-scoring the top `RESCORE`×10 candidates with the float query, as its docs advise.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.errors import EmbtuneError
+from engine.index.ann import (
+    KINDS,
+    LABELS,
+    PLAN_KIND,
+    K,
+    build_ann,
+    exact_top_k,
+    latest_plan,
+    measure_latency,
+    recall_at_k,
+)
+from engine.index.build import RECALL_QUERIES, connect, recall_query_texts
+from engine.index.stream import SCAN_BATCH, vector_matrix
+from engine.jobs.progress import Progress
+from engine.project import Project
+from engine.store import indexes, runs
+
+RESCORE = 4  # quantized search keeps RESCORE × k candidates, re-scored with the float32 query
+LATENCY_QUERIES = 50
+
+
+class PlanError(EmbtuneError):
+    """A plan that cannot be measured (no complete table)."""
+
+
+@dataclass
+class Option:
+    name: str  # "exact", "ivf_pq", "int8+rescore", "matryoshka:128", …
+    family: str  # "exact" | "index" | "compression"
+    recall_at_10: float
+    bytes_per_vector: float
+    p50_ms: float
+    p95_ms: float
+    build_seconds: float | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+    def meets(self, min_recall: float) -> bool:
+        return self.recall_at_10 >= min_recall
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "family": self.family,
+            "recall_at_10": self.recall_at_10,
+            "bytes_per_vector": round(self.bytes_per_vector, 1),
+            "p50_ms": self.p50_ms,
+            "p95_ms": self.p95_ms,
+            "build_seconds": self.build_seconds,
+            "settings": self.settings,
+            "note": self.note,
+        }
+
+
+@dataclass
+class IndexPlan:
+    table: str
+    rows: int
+    dim: int
+    queries: int
+    min_recall: float
+    options: list[Option]
+    pick: str | None
+    index_pick: str | None
+    run_id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "rows": self.rows,
+            "dim": self.dim,
+            "queries": self.queries,
+            "min_recall": self.min_recall,
+            "pick": self.pick,
+            "index_pick": self.index_pick,
+            "options": [o.to_json() for o in self.options],
+            "run_id": self.run_id,
+        }
+
+
+def plan_index(
+    project: Project,
+    progress: Progress | None = None,
+    cancelled: Callable[[], bool] | None = None,
+    kinds: tuple[str, ...] = KINDS,
+) -> IndexPlan:
+    """Measure every index type in `kinds` and every compression on the live table; store the plan as a run."""
+    from engine.index.search import Searcher
+
+    report = progress or (lambda *_: None)
+    stop = cancelled or (lambda: False)
+    row = indexes.live(project.db)
+    if row is None:
+        raise PlanError(f"no live index to measure: build one first (embtune index {project.root})")
+    lance = connect(project)
+    table = lance.open_table(row["table_name"])
+    rows = table.count_rows()
+    report("encode queries", 0, 1)
+    queries = Searcher(project).encode_queries(row, recall_query_texts(project, rows)[:RECALL_QUERIES])
+    report("exact search", 0, 1)
+    truth = exact_top_k(table, queries, K)
+    dim = int(queries.shape[1])
+    min_recall = project.config.index.min_recall
+    options = [_exact_option(table, queries, dim)]
+    options += _index_options(project, lance, table, queries, truth, kinds, report, stop)
+    options += _compression_options(project, row, table, queries, truth, report)
+    plan = IndexPlan(row["table_name"], rows, dim, len(queries), min_recall, options, *_picks(options, min_recall))
+    plan.run_id = runs.create_run(project.db, PLAN_KIND, {"table": row["table_name"]})
+    runs.finish_run(project.db, plan.run_id, plan.to_json(), [], [])
+    return plan
+
+
+def plan_rows(project: Project) -> list[dict[str, Any]]:
+    """The latest plan's options as table rows for a screen: name, recall, bytes/vector, p50/p95, build, picked."""
+    plan = latest_plan(project.db)
+    if plan is None:
+        return []
+    return [
+        {**o, "picked": o["name"] == plan["pick"], "meets": o["recall_at_10"] >= plan["min_recall"]}
+        for o in plan["options"]
+    ]
+
+
+def _picks(options: list[Option], min_recall: float) -> tuple[str | None, str | None]:
+    """Smallest bytes per vector, then fastest, among options meeting min_recall: overall and among indexes."""
+
+    def best(pool: list[Option]) -> str | None:
+        ok = [o for o in pool if o.meets(min_recall)]
+        return min(ok, key=lambda o: (o.bytes_per_vector, o.p50_ms)).name if ok else None
+
+    return best(options), best([o for o in options if o.family == "index"])
+
+
+def _exact_option(table: Any, queries: np.ndarray, dim: int) -> Option:
+    latency = measure_latency(table, queries[:LATENCY_QUERIES], None, None)
+    return Option("exact", "exact", 1.0, 4.0 * dim, latency["p50_ms"], latency["p95_ms"], note="flat float32 scan")
+
+
+def _index_options(
+    project: Project,
+    lance: Any,
+    table: Any,
+    queries: np.ndarray,
+    truth: list[list[str]],
+    kinds: tuple[str, ...],
+    report: Progress,
+    stop: Callable[[], bool],
+) -> list[Option]:
+    """Each index type on a scratch copy (chunk ids + vectors), at the fewest probes meeting min_recall."""
+    rows = table.count_rows()
+    if rows < 256:
+        return []  # IVF training needs a few hundred vectors: exact search is the only sensible option here
+    name = f"plan_scratch_{table.name}"
+    scratch = _scratch_copy(lance, table, name)
+    options = []
+    try:
+        for number, kind in enumerate(kinds):
+            report("index types", number, len(kinds))
+            result = build_ann(
+                scratch, queries, project.config.index.min_recall, stop, kind=kind, truth=truth, keep=False
+            )
+            options.append(_index_option(kind, result, rows))
+        report("index types", len(kinds), len(kinds))
+    finally:
+        lance.drop_table(name)
+    return options
+
+
+def _index_option(kind: str, result: Any, rows: int) -> Option:
+    best = max(result.tried, key=lambda t: t["recall_at_10"]) if result.tried else {"recall_at_10": 0.0}
+    recall = result.recall if result.recall is not None else best["recall_at_10"]
+    latency = result.latency or {"p50_ms": float("nan"), "p95_ms": float("nan")}
+    size = float(result.bytes_per_vector or 0.0)
+    return Option(
+        kind,
+        "index",
+        recall,
+        size,
+        latency["p50_ms"],
+        latency["p95_ms"],
+        result.build_seconds,
+        {
+            "nprobes": result.nprobes or best.get("nprobes"),
+            "refine_factor": result.refine_factor,
+            "index_bytes_on_disk": result.index_bytes,
+        },
+        result.note if result.recall is not None else f"{LABELS[kind]}: below min_recall at every probe setting",
+    )
+
+
+def _scratch_copy(lance: Any, table: Any, name: str) -> Any:
+    if name in lance.list_tables().tables:
+        lance.drop_table(name)
+    scan = table.search().select(["chunk_id", "vector"]).limit(None).to_batches(SCAN_BATCH)
+    first = next(iter(scan))
+    import pyarrow as pa
+
+    scratch = lance.create_table(name, pa.Table.from_batches([first]))
+    for batch in scan:
+        scratch.add(pa.Table.from_batches([batch]))
+    return scratch
+
+
+def load_vectors(table: Any) -> tuple[list[str], np.ndarray]:
+    """Every chunk id and vector of a table (for the compression measurements)."""
+    ids: list[str] = []
+    blocks = []
+    for batch in table.search().select(["chunk_id", "vector"]).limit(None).to_batches(SCAN_BATCH):
+        ids += batch.column("chunk_id").to_pylist()
+        blocks.append(vector_matrix(batch.column("vector")))
+    return ids, np.concatenate(blocks)
+
+
+def _compression_options(
+    project: Project, row: dict[str, Any], table: Any, queries: np.ndarray, truth: list[list[str]], report: Progress
+) -> list[Option]:
+    from sentence_transformers.util.quantization import quantize_embeddings
+
+    report("compressions", 0, 1)
+    ids, vectors = load_vectors(table)
+    dim = vectors.shape[1]
+    id_array = np.asarray(ids, dtype=object)
+    options = []
+    for d in matryoshka_dims(project, row, dim):
+        cut = vectors[:, :d] / np.linalg.norm(vectors[:, :d], axis=1, keepdims=True)
+        q = queries[:, :d] / np.linalg.norm(queries[:, :d], axis=1, keepdims=True)
+        options.append(_brute(f"matryoshka:{d}", cut, q, q, id_array, truth, 4.0 * d, None, {"dim": d}))
+    ranges = _int8_ranges(vectors[:: max(1, len(vectors) // 10_000)])
+    docs = quantize_embeddings(vectors, precision="int8", ranges=ranges).astype(np.float32)
+    q8 = quantize_embeddings(queries, precision="int8", ranges=ranges).astype(np.float32)
+    options.append(_brute("int8+rescore", docs, q8, queries, id_array, truth, float(dim), RESCORE, {}))
+    # ±1 per bit: a ±1 query's dot product ranks as the hamming distance does, and the float query re-scores
+    docs = np.unpackbits(quantize_embeddings(vectors, precision="ubinary"), axis=1)[:, :dim].astype(np.float32) * 2 - 1
+    qb = np.where(queries > 0, 1.0, -1.0).astype(np.float32)
+    options.append(_brute("binary+rescore", docs, qb, queries, id_array, truth, dim / 8.0, RESCORE, {}))
+    report("compressions", 1, 1)
+    return options
+
+
+def _int8_ranges(sample: np.ndarray) -> np.ndarray:
+    """Per-dimension min and max of a calibration sample (what quantize_embeddings computes from one)."""
+    return np.vstack([sample.min(axis=0), sample.max(axis=0)])
+
+
+def _brute(
+    name: str,
+    docs: np.ndarray,
+    first: np.ndarray,
+    queries: np.ndarray,
+    ids: np.ndarray,
+    truth: list[list[str]],
+    size: float,
+    rescore: int | None,
+    settings: dict[str, Any],
+) -> Option:
+    """Brute-force search over compressed vectors with the compressed query (`first`); with `rescore`, the top
+    rescore×k are re-scored with the float32 query against the compressed vectors (sentence-transformers'
+    rescoring). Recall on every query, latency one query at a time."""
+    settings = {**settings, "rescore_multiplier": rescore} if rescore else settings
+    found, times = [], []
+    for number, (q1, q) in enumerate(zip(first, queries, strict=True)):
+        started = time.perf_counter()
+        scores = docs @ q1
+        depth = min(K * (rescore or 1), len(scores))
+        top = np.argpartition(-scores, depth - 1)[:depth]
+        final = docs[top] @ q if rescore else scores[top]
+        top = top[np.argsort(-final, kind="stable")][:K]
+        if number < LATENCY_QUERIES:
+            times.append((time.perf_counter() - started) * 1000)
+        found.append(ids[top].tolist())
+    p50, p95 = (round(float(np.percentile(times, p)), 2) for p in (50, 95))
+    note = f"numpy brute force over {len(docs):,} compressed vectors" + (f", rescore ×{rescore}" if rescore else "")
+    return Option(name, "compression", recall_at_k(truth, found), size, p50, p95, None, settings, note)
+
+
+def matryoshka_dims(project: Project, row: dict[str, Any], dim: int) -> list[int]:
+    """Truncation sizes worth measuring: the run's training.matryoshka_dims for a model trained with
+    MatryoshkaLoss, or halves and quarters when the model's card says it was; none otherwise (truncating other
+    models loses most of the recall)."""
+    run_id = row["config"].get("model_run")
+    if run_id is not None:
+        run = runs.get_run(project.db, int(run_id))
+        trained = ((run or {}).get("config") or {}).get("matryoshka_dims")
+        if trained:
+            return sorted({int(d) for d in trained if int(d) < dim}, reverse=True)
+    spec = row["config"].get("spec")
+    if spec and _card_mentions_matryoshka(project, spec):
+        return [d for d in (dim // 2, dim // 4) if d >= 16]
+    return []
+
+
+def _card_mentions_matryoshka(project: Project, spec: str) -> bool:
+    from engine.models.resolve import resolve_model
+
+    try:
+        card = Path(resolve_model(spec, project.root).path) / "README.md"
+        return card.is_file() and "matryoshka" in card.read_text(errors="replace").lower()
+    except EmbtuneError:
+        return False

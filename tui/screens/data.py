@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Label, Static
+from textual.widgets import Label, Static
 from textual.worker import Worker, WorkerState
 
 from engine import overview
@@ -19,6 +19,7 @@ from engine.data.checks import CheckReport, run_checks
 from engine.project import Project
 from tui.jobs import Cancelled, Job, JobText, Progress
 from tui.session import Session
+from tui.widgets.footer import KeyFooter
 from tui.widgets.job_progress import JobLine, JobProgress
 from tui.widgets.notice import Notice
 
@@ -113,7 +114,7 @@ class DataScreen(Screen[None]):
             yield Static("", id="data-mining", markup=False)
         yield Notice(id="data-message")
         yield JobLine(id="data-progress", stage_id="data-stage")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._load()

@@ -8,9 +8,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Label
+from textual.widgets import Label
 
 from tui.keys import KeyCommand, KeyGroup
+from tui.widgets.footer import KeyFooter
 
 KEY_WIDTH = 14
 
@@ -39,4 +40,4 @@ class HelpScreen(ModalScreen[None]):
                 for command in group.commands:
                     dim = "" if command.enabled else " -disabled"
                     yield Label(help_line(command), classes=f"key{dim}", markup=False)
-        yield Footer()
+        yield KeyFooter()

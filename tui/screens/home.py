@@ -11,10 +11,10 @@ from typing import Any, ClassVar
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label, Static
+from textual.widgets import DataTable, Label, Static
 from textual.worker import Worker, WorkerState
 
 from engine import overview
@@ -27,6 +27,7 @@ from tui.screens.gate.screen import GateScreen
 from tui.screens.import_data import ImportScreen, import_summary
 from tui.screens.review.screen import ReviewScreen
 from tui.session import Session
+from tui.widgets.footer import KeyFooter
 
 RECENT_IMPORTS = 8
 NARROW = 100  # columns below which the panels stack instead of standing side by side
@@ -79,7 +80,7 @@ class ProjectHeader(Horizontal):
         config = self.project.config
         yield Label("embtune", id="brand")
         yield Label(config.name, id="project-name", markup=False)
-        yield Label(str(self.project.root), id="project-root", markup=False)
+        yield Label(_short_path(str(self.project.root)), id="project-root", markup=False)
         yield Label(f"base model {config.base_model}", id="base-model", markup=False)
         if self.project.read_only:  # opened read-only (the folder cannot be written): say so before any action fails
             yield Label(f"read-only project: {self.project.root}", id="read-only", markup=False)
@@ -134,14 +135,17 @@ class ImportsTable(DataTable[str]):
 
 
 def _short_path(path: str) -> str:
-    home = str(Path.home())
+    """Relative to the working folder when inside it (`embtune open demo/x` shows demo/x), else with ~ for home."""
+    cwd, home = str(Path.cwd()), str(Path.home())
+    if path.startswith(cwd + "/"):
+        return path[len(cwd) + 1 :]
     return "~" + path[len(home) :] if path.startswith(home + "/") else path
 
 
 class HomeScreen(Screen[None]):
     BINDING_GROUP_TITLE = "Home"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "refresh_counts", "Refresh counts", tooltip="Count the data again", id="refresh"),
+        Binding("r", "refresh_counts", "Refresh counts", tooltip="Count the data again", show=False, id="refresh"),
         Binding(
             "i",
             "import_data",
@@ -190,11 +194,12 @@ class HomeScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield ProjectHeader(self.session.project)
-        with Horizontal(id="panels"):
-            yield CountsPanel("counting…", id="counts")
-            yield StagesPanel(Label("counting…"), id="stages")
-        yield ImportsTable(id="imports")
-        yield Footer()
+        with VerticalScroll(id="home-body"):  # at 80x24 the live index and recent imports lie below the fold
+            with Horizontal(id="panels"):
+                yield CountsPanel("counting…", id="counts")
+                yield StagesPanel(Label("counting…"), id="stages")
+            yield ImportsTable(id="imports")
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.action_refresh_counts()

@@ -13,7 +13,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Input, Label, Select, Static
+from textual.widgets import Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from engine.config import ConfigError
@@ -21,6 +21,7 @@ from engine.ingest.batch import SPLITS
 from engine.ingest.readers import InputError
 from engine.project import Project, ProjectError
 from tui.session import Session
+from tui.widgets.footer import KeyFooter
 
 KINDS = {
     "beir": "BEIR folder (corpus.jsonl, queries.jsonl, qrels/*.tsv)",
@@ -111,7 +112,7 @@ class ImportScreen(ModalScreen[dict[str, Any] | None]):
             _, splits, _ = option_choices("pairs", self.session.project)
             yield Select(splits, allow_blank=False, id="option")
             yield Static("", id="import-result", markup=False)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._show_option("beir")

@@ -12,7 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Input, Label
+from textual.widgets import DataTable, Input, Label
 from textual.worker import Worker, WorkerState
 
 from engine.index.build import list_indexes, make_live, rollback, status_text, suggested_model
@@ -20,6 +20,7 @@ from engine.project import Project
 from tui.jobs import Cancelled, Job, JobText, Progress
 from tui.screens.confirm import ConfirmScreen
 from tui.session import Session
+from tui.widgets.footer import KeyFooter
 from tui.widgets.job_progress import JobProgress, RateLine
 from tui.widgets.notice import Notice
 
@@ -74,7 +75,7 @@ class BuildDialog(ModalScreen[str | None]):
                 markup=False,
             )
             yield Input(self.suggestion, id="build-model")
-        yield Footer()
+        yield KeyFooter()
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
@@ -171,7 +172,7 @@ class IndexScreen(Screen[None]):
         yield Notice(id="index-message")
         yield RateLine(id="index-progress", stage_id="index-stage")
         yield IndexTable(id="index-table")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.action_refresh()

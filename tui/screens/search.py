@@ -11,12 +11,13 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Label, Static
+from textual.widgets import DataTable, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from engine.index.search import Results, Searcher, moved
 from tui.errors import job_error_text
 from tui.session import Session
+from tui.widgets.footer import KeyFooter
 from tui.widgets.notice import Notice
 
 K = 10
@@ -100,7 +101,7 @@ class SearchScreen(Screen[None]):
             yield HitsTable(id="search-base")
         with Vertical(id="search-detail"):
             yield Static("", id="search-text", markup=False)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#search-base").display = False

@@ -121,7 +121,7 @@ def chart(arms: list[ChartArm], width: int, thresholds: dict[str, float], k: int
         if shape.reranker and arm.reranker:
             row.append((f" ↻{tags[arm.reranker]}", MUTED))
         lines.append(row)
-    lines.append([(" " * (shape.name + 1), EMPTY), *axis(shape.track, thresholds)])
+    lines += [[(" " * (shape.name + 1), EMPTY), *row] for row in axis_lines(shape.track, thresholds)]
     lines += [[(f"↻{tag} re-ranker: {name}", MUTED)] for name, tag in tags.items()]
     return lines
 
@@ -144,6 +144,19 @@ def axis(width: int, thresholds: dict[str, float]) -> list[Run]:
     for at in sorted(thresholds.values()):
         put(f"{at:.2f}", position(at, width))
     return [("".join(cells), MUTED)]
+
+
+def axis_lines(width: int, thresholds: dict[str, float]) -> list[list[Run]]:
+    """The axis, and under it a second line for the threshold labels too close to fit on the first (0.70 and
+    0.80 on a narrow track): each threshold keeps its figure under its marker while the track has room for it."""
+    first = axis(width, thresholds)
+    shown = first[0][0]
+    dropped = {kind: at for kind, at in thresholds.items() if f"{at:.2f}" not in shown}
+    if not dropped:
+        return [first]
+    second = axis(width, dropped)[0][0]
+    labels = "".join(c if not (i == 0 or i == width - 1) else " " for i, c in enumerate(second))  # ends: once
+    return [first, [(labels, MUTED)]] if labels.strip() else [first]
 
 
 def _legend(thresholds: dict[str, float], k: int) -> list[Run]:

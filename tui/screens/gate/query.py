@@ -9,12 +9,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Label, Static
+from textual.widgets import Label, Static
 from textual.worker import Worker, WorkerState
 
 from engine.gate.results import QueryOutcome, expected_documents
 from tui.screens.gate.drilldown import LOSS, WIN, Changes, rank_text
 from tui.session import Session
+from tui.widgets.footer import KeyFooter
 
 MARK_WORDS = {WIN: f"{WIN} wins against base", LOSS: f"{LOSS} loses against base"}
 
@@ -56,7 +57,7 @@ class QueryScreen(ModalScreen[None]):
                 yield Static("loading…", id=f"doc-text-{i}", classes="doc-text", markup=False)
             if not outcome.expected:
                 yield Static("no judged document: every judgment of this query was rejected or removed")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         if self.outcome.expected:

@@ -10,7 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label, TabbedContent, TabPane
+from textual.widgets import DataTable, Label, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from engine.gate.results import GateResult, load_gate_result
@@ -20,6 +20,7 @@ from tui.screens.gate.drilldown import Changes, next_column, sorted_outcomes
 from tui.screens.gate.query import QueryScreen
 from tui.screens.gate.widgets import GateSummary, MetricsTable, QueryTable
 from tui.session import Session
+from tui.widgets.footer import KeyFooter
 from tui.widgets.gate_chart import ArmChart
 from tui.widgets.job_progress import JobLine, JobProgress
 from tui.widgets.notice import Notice
@@ -101,7 +102,7 @@ class GateScreen(Screen[None]):
                 yield MetricsTable(id="gate-metrics")
             with TabPane("Queries", id="queries"):
                 yield QueryTable(id="gate-queries")
-        yield Footer()
+        yield KeyFooter()
 
     def on_resize(self) -> None:
         self.set_class(self.size.height < SHORT, "-short")

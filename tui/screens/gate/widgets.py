@@ -82,37 +82,51 @@ def _number(value: float) -> Text:
 
 
 class MetricsTable(DataTable[Any]):
+    """The arms' metrics; the last column ("what it measures") takes the width left and wraps, so it is never cut."""
+
+    MIN_TEXT = 24  # below this the description column scrolls sideways rather than wrap a word per line
+
     def on_mount(self) -> None:
         self.cursor_type = "row"
+        self.result: GateResult | None = None
+
+    def on_resize(self) -> None:
+        if self.result is not None:
+            self.show(self.result)
 
     def show(self, result: GateResult) -> None:
+        self.result = result
         self.clear(columns=True)
         k = result.k
         metrics = [*METRICS, *([(f"recall@{k}", f"R@{k}")] if k not in (1, 5, 10) else [])]
-        self.add_columns(
-            "arm",
-            *(label for _, label in metrics),
-            f"R@{k} 95% CI*",
-            "wins",
-            "losses",
-            "cost",
-            "re-ranker",
-            "what it measures",
-        )
-        for arm in result.arms:  # * simultaneous over the arms: what the verdict's rules read
-            low, high = arm.get(f"recall@{k}_ci_simultaneous", arm[f"recall@{k}_ci"])
-            base = arm["name"] == "base"
-            self.add_row(
-                Text(arm["name"]),
-                *(_number(arm[key]) for key, _ in metrics),
-                Text(f"{low:.3f}–{high:.3f}"),
-                Text("" if base else str(len(arm["wins"])), justify="right"),
-                Text("" if base else str(len(arm["losses"])), justify="right"),
-                Text(short_cost(arm.get("cost"))),
-                Text(arm.get("reranker") or ""),
-                Text(arm.get("description", "")),
-                key=arm["name"],
-            )
+        labels = ["arm", *(label for _, label in metrics), f"R@{k} 95% CI*", "wins", "losses", "cost", "re-ranker"]
+        rows = [self._cells(arm, k, metrics) for arm in result.arms]  # * simultaneous: what the verdict's rules read
+        if not any(arm.get("reranker") for arm in result.arms):  # an empty column's width goes to the text
+            labels, rows = labels[:-1], [cells[:-1] for cells in rows]
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in labels]
+        pairs = zip(labels, columns, strict=True)
+        widths = [max([len(label), *(cell.cell_len for cell in column)]) for label, column in pairs]
+        padding = 2 * self.cell_padding
+        left = self.size.width - self.styles.scrollbar_size_vertical - sum(w + padding for w in widths) - padding
+        for label, width in zip(labels, widths, strict=True):
+            self.add_column(label, width=width)
+        self.add_column("what it measures", width=max(self.MIN_TEXT, left))
+        for arm, cells in zip(result.arms, rows, strict=True):
+            self.add_row(*cells, Text(arm.get("description", "")), key=arm["name"], height=None)
+
+    @staticmethod
+    def _cells(arm: dict[str, Any], k: int, metrics: list[tuple[str, str]]) -> list[Text]:
+        low, high = arm.get(f"recall@{k}_ci_simultaneous", arm[f"recall@{k}_ci"])
+        base = arm["name"] == "base"
+        return [
+            Text(arm["name"]),
+            *(_number(arm[key]) for key, _ in metrics),
+            Text(f"{low:.3f}–{high:.3f}"),
+            Text("" if base else str(len(arm["wins"])), justify="right"),
+            Text("" if base else str(len(arm["losses"])), justify="right"),
+            Text(short_cost(arm.get("cost"))),
+            Text(arm.get("reranker") or ""),
+        ]
 
 
 class QueryTable(DataTable[Any]):

@@ -14,9 +14,10 @@ from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Label, Select, TextArea
+from textual.widgets import Button, Label, Select, TextArea
 
 from engine.data.review import QueueFilter
+from tui.widgets.footer import KeyFooter
 
 ANY = "any"
 
@@ -39,7 +40,7 @@ class EditScreen(ModalScreen[str | None]):
         with Vertical(id="edit-passage") as box:
             box.border_title = self.title_text
             yield TextArea(self.text, id="edit-text", soft_wrap=True)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one(TextArea).focus()
@@ -93,7 +94,7 @@ class FilterScreen(ModalScreen[QueueFilter | None]):
                 yield Select(options, value=value, allow_blank=False, id=f"filter-{field}")
             with Horizontal(id="filter-buttons"):
                 yield Button("Apply", id="filter-apply-button", variant="primary")
-        yield Footer()
+        yield KeyFooter()
 
     def chosen(self) -> QueueFilter:
         values = {f: self.query_one(f"#filter-{f}", Select).value for f in ("label", "source", "split")}

@@ -18,7 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Label
+from textual.widgets import Input, Label
 from textual.worker import Worker, WorkerState
 
 from engine.data import review
@@ -27,6 +27,7 @@ from tui.screens.confirm import ConfirmScreen
 from tui.screens.review.dialogs import EditScreen, FilterScreen, edit_externally
 from tui.screens.review.widgets import ItemDetail, QueueList
 from tui.session import Session
+from tui.widgets.footer import KeyFooter
 
 PAGE = 200
 PREFETCH = 60  # rows left before the window's edge at which the next page is fetched
@@ -144,7 +145,7 @@ class ReviewScreen(Screen[None]):
             yield QueueList(id="queue")
             yield ItemDetail(id="item")
         yield Input(placeholder="find in query or passage · enter: apply · escape: close", id="find")
-        yield Footer()
+        yield KeyFooter()
 
     @property
     def queue(self) -> QueueList:

@@ -64,7 +64,13 @@ class TrainForm(ModalScreen[int | None]):
     def __init__(self, session: Session, values: dict[str, Any]) -> None:
         super().__init__()
         self.session = session
-        self.initial = values
+        blank = {
+            **dict.fromkeys(TEXT_FIELDS, ""),
+            "loss": LOSSES[0],
+            "precision": PRECISIONS[0],
+            "hard_negatives": False,
+        }
+        self.initial = {**blank, **values}  # engine.train.view.form_values: project.yaml's
         self.valid = False
         self.start_when_valid = False  # enter came before the pre-flight of the last change
         self.pending = False  # a change waits for its pre-flight

@@ -70,6 +70,19 @@ def export_model(project: Project, ref: str, dest: Path, adapter: str = "merge")
     }
 
 
+def card_preview(project: Project, ref: str) -> dict[str, Any]:
+    """The model card export would write for `ref`, writing nothing (the TUI's export dialog shows it first)."""
+    from engine.models.prompts import resolve_prompts
+    from engine.models.resolve import resolve_model
+
+    model = resolve_ref(project, ref)
+    source = resolve_model(model.spec, project.root).path
+    prompts = resolve_prompts(project.config.prompts, source)
+    run = indexes.run_record(project.db, model.run_id) if model.run_id is not None else None
+    card = model_card(project, model.name, run, _evaluations(project, model.name), prompts, is_adapter_dir(source))
+    return {"model": model.name, "source": str(source), "card": card}
+
+
 def _fresh_partial(dest: Path) -> Path:
     """DEST.partial, created empty with export's marker in it. A leftover holding the marker is a killed export
     of ours and is replaced; anything else at that path belongs to the user and is never deleted."""

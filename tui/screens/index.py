@@ -144,6 +144,13 @@ class IndexScreen(Screen[None]):
             tooltip="Switch back to the table that was live before (asks)",
             id="index-rollback",
         ),
+        Binding(
+            "e",
+            "export",
+            "Export",
+            tooltip="The selected table's model as a sentence-transformers folder with a model card",
+            id="index-export",
+        ),
         Binding("r", "refresh", "Refresh", tooltip="Read the tables again", id="index-refresh"),
         Binding(
             "escape", "back", "Back", tooltip="Back to home (while a build runs: cancel it first)", id="index-back"
@@ -304,6 +311,20 @@ class IndexScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="index-switch", exit_on_error=False)
     def _switch(self, func: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
         return self.session.call(func, *args)
+
+    # --- export ---------------------------------------------------------------------------------------------
+
+    def action_export(self) -> None:
+        from tui.screens.export import ExportDialog
+
+        index_id = self.query_one(IndexTable).selected_id()
+        row = next((r for r in self.tables if r["id"] == index_id), None)
+        model = row["model"] if row is not None else "base"
+        self.app.push_screen(ExportDialog(self.session, model), callback=self._exported)
+
+    def _exported(self, result: dict[str, Any] | None) -> None:
+        if result is not None:
+            self.notify(f"Exported {result['model']} to {result['dest']}", title="Export", markup=False)
 
     # --- keys -------------------------------------------------------------------------------------------
 

@@ -85,3 +85,32 @@ def test_merge_command_evaluates_each_mix_and_registers_it_as_a_model(
     assert (project.root / stored["model_path"] / "model.safetensors").is_file()
     assert out["recommended"] in {0.0, 0.5, 1.0}
     assert out["points"][1]["general_ndcg@10"] is not None  # the eval project has general queries
+
+
+def test_the_chosen_alpha_is_what_a_new_index_build_is_offered_until_a_newer_run(tmp_path: Path) -> None:
+    from engine.index.build import suggested_model
+    from engine.project import init_project
+    from engine.train.merge import SWEEP_KIND, choose_alpha, chosen_model
+
+    project = init_project(tmp_path / "project")
+    with pytest.raises(MergeError, match="no merge has finished"):
+        choose_alpha(project, 0.5)
+    trained = runs.create_run(project.db, "train", {})
+    runs.finish_model_run(project.db, trained, "models/run-1", {})
+    assert suggested_model(project) == f"run-{trained}"
+    sweep = runs.create_run(project.db, SWEEP_KIND, {})
+    points = [MergePoint(a, m, 0.5 + a / 10, 0.8, False).to_json() for a, m in ((0.0, "base"), (0.5, "7"), (1.0, "1"))]
+    runs.finish_run(project.db, sweep, {"points": points, "sweep_run": sweep, "chosen": None}, [], [])
+    assert chosen_model(project) is None
+    assert suggested_model(project) == f"run-{trained}"
+    with pytest.raises(MergeError, match=r"alpha 0\.25 was not measured"):
+        choose_alpha(project, 0.25)
+    assert choose_alpha(project, 0.5)["chosen"] == 0.5
+    assert chosen_model(project) == "7"
+    assert suggested_model(project) == "run-7"
+    choose_alpha(project, 0.0)
+    assert suggested_model(project) == "base"
+    newer = runs.create_run(project.db, "train", {})  # a run trained after the merge supersedes the choice
+    runs.finish_model_run(project.db, newer, "models/run-9", {})
+    assert suggested_model(project) == f"run-{newer}"
+    project.close()

@@ -45,10 +45,11 @@ def headline(sweep: dict[str, Any] | None) -> str:
     if sweep is None:
         return NO_SWEEP
     rec, chosen = sweep.get("recommended"), sweep.get("chosen")
-    parts = [
-        f"run {sweep['run']} mixed with the base (merge {sweep['sweep_run']}, {sweep['split']} queries, "
-        f"{sweep['n_general']} general)"
-    ]
+    first = (
+        f"run {sweep['run']} mixed with the base at each α (merge {sweep['sweep_run']}; nDCG@10 on the "
+        f"{sweep['split']} queries and {sweep['n_general']} general queries)"
+    )
+    parts = []
     if rec is None:
         parts.append("no α keeps the general queries")
     else:
@@ -57,9 +58,9 @@ def headline(sweep: dict[str, Any] | None) -> str:
         parts.append("u: use the α under the cursor for Index and export")
     else:
         model = point_model(sweep, chosen)
-        export = "the base model" if model == "base" else f"`embtune export DIR {model} DEST`"
-        parts.append(f"✓ chosen α {chosen:g}: Index offers {model_name(model)}; export: {export}")
-    return " · ".join(parts)
+        export = "" if model == "base" else f"; export: embtune export DIR {model} DEST"
+        parts.append(f"✓ chosen α {chosen:g}: Index offers {model_name(model)}{export}")
+    return first + "\n" + " · ".join(parts)
 
 
 class MergeTable(DataTable[Any]):

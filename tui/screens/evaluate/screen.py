@@ -102,7 +102,7 @@ class EvaluateScreen(Screen[None]):
     #eval-tabs { height: 1fr; }
     #eval-tabs TabPane { padding: 0; }
     #eval-diff-summary { height: 1; padding: 0 1; color: $text-muted; }
-    #eval-merge-summary { height: auto; padding: 0 1; color: $text-muted; }
+    #eval-merge-summary { width: 1fr; height: auto; padding: 0 1; color: $text-muted; }
     #eval-merge-table { height: auto; max-height: 9; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [

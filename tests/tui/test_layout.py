@@ -124,3 +124,41 @@ def text_column(app: Any, header: str) -> str:
     lines = screen_lines(app)
     at = next(line for line in lines if header in line).index(header)
     return squeezed("".join(line[at:] for line in lines)).translate({ord(c): None for c in "▁▂▃▄▅▆▇█▕▏▎"})
+
+
+# --- keys that do nothing in the current state are hidden or disabled (#18, smaller items) --------------------
+
+
+async def test_gate_keys_that_need_a_result_are_hidden_until_there_is_one(root: Path, gate_root: Path) -> None:
+    result_keys = {"show_arms", "show_queries", "sort"}
+    for project, expected in ((root, set()), (gate_root, result_keys)):
+        async with EmbtuneApp(project).run_test(size=SMALL) as pilot:
+            await settle(pilot)
+            await pilot.press("g")
+            await settle(pilot)
+            await pilot.pause(0.2)
+            active = {b.binding.action for b in pilot.app.screen.active_bindings.values()}
+            assert active & result_keys == expected
+            footer = screen_lines(pilot.app)[-1]
+            assert ("a Arms" in footer) == bool(expected)
+
+
+async def test_review_edit_keys_are_disabled_on_the_negatives_tab(root: Path) -> None:
+    from engine.project import open_project
+    from tests.review_data import add_negatives
+
+    project = open_project(root)
+    add_negatives(project, [0.3])
+    project.close()
+    async with EmbtuneApp(root).run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("v")
+        await settle(pilot)
+        screen = pilot.app.screen
+        assert screen.check_action("edit", ()) is True
+        await pilot.press("tab")
+        await settle(pilot)
+        assert screen.check_action("edit", ()) is None
+        assert screen.check_action("edit_external", ()) is None
+        enabled = {b.binding.action: b.enabled for b in screen.active_bindings.values()}
+        assert enabled.get("edit") is False

@@ -16,7 +16,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.timer import Timer
-from textual.widgets import Checkbox, Footer, Input, Label, Select, Static
+from textual.widgets import Checkbox, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from engine.train import view as train_view
@@ -24,6 +24,7 @@ from engine.train.settings import LOSSES, PRECISIONS
 from tui.errors import job_error_text
 from tui.screens.train.text import plan_text
 from tui.session import Session
+from tui.widgets.footer import KeyFooter
 from tui.widgets.notice import Notice
 
 DEBOUNCE_SECONDS = 0.3
@@ -106,7 +107,7 @@ class TrainForm(ModalScreen[int | None]):
                     yield Static("pre-flight…", id="form-plan", markup=False)
             yield Notice(id="form-error")
             yield Label(HELP, id="form-help", markup=False)
-        yield Footer()
+        yield KeyFooter()
 
     @staticmethod
     def _hint(name: str) -> dict[str, str]:

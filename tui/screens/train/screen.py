@@ -14,7 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label, RichLog, Static
+from textual.widgets import DataTable, Label, RichLog, Static
 from textual.worker import Worker, WorkerState
 
 from engine.project import Project
@@ -25,6 +25,7 @@ from tui.screens.train.form import TrainForm
 from tui.screens.train.text import evals_text, evals_title, status_line, title
 from tui.screens.train.widgets import RunsTable
 from tui.session import Session
+from tui.widgets.footer import KeyFooter
 from tui.widgets.notice import Notice
 from tui.widgets.train_chart import Curves, TrainChart, eval_label
 
@@ -133,7 +134,7 @@ class TrainScreen(Screen[None]):
             with Vertical(id="train-side"):
                 yield Static("", id="train-evals", markup=False)
                 yield RichLog(id="train-log", markup=False, wrap=True, max_lines=2000)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#train-chart").border_title = "loss · learning rate · eval"

@@ -341,6 +341,15 @@ def perturbed_root(tmp_path: Path, tiny_embedder_path: Path, tuned_model: Path) 
     return project.root
 
 
+async def until(pilot: Pilot[Any], condition: Any, seconds: float = 30) -> None:
+    """Pause until `condition()` holds: a screen pushed from a worker's end lands a few event-loop turns later."""
+    for _ in range(int(seconds / 0.1)):
+        if condition():
+            return
+        await pilot.pause(0.1)
+    assert condition()
+
+
 def stored_sweep(root: Path) -> dict[str, Any] | None:
     from engine.train.merge import latest_sweep
 
@@ -391,6 +400,7 @@ async def test_merge_sweep_charts_every_alpha_and_u_makes_the_mix_what_index_off
         table.move_cursor(row=table.get_row_index("0.5"))
         await pilot.press("u")
         await settle(pilot)
+        await until(pilot, lambda: screen.sweep is not None and screen.sweep["chosen"] == 0.5)
         chosen = stored_sweep(perturbed_root)
         assert chosen is not None
         assert chosen["chosen"] == 0.5
@@ -400,12 +410,13 @@ async def test_merge_sweep_charts_every_alpha_and_u_makes_the_mix_what_index_off
         assert f"Index offers run {model}" in text_of(screen.query_one("#eval-merge-summary", Label))
         await pilot.press("escape")
         await settle(pilot)
+        await until(pilot, lambda: isinstance(app.screen, HomeScreen))
         await pilot.press("x")
         await settle(pilot)
-        assert isinstance(app.screen, IndexScreen)
+        await until(pilot, lambda: isinstance(app.screen, IndexScreen))
         await pilot.press("b")
         await settle(pilot)
-        assert isinstance(app.screen, BuildDialog)
+        await until(pilot, lambda: isinstance(app.screen, BuildDialog))
         assert app.screen.query_one(Input).value == f"run-{model}"
 
 

@@ -36,14 +36,6 @@ def index() -> None:
 @click.option("--wait", is_flag=True, help="Build in this process and print the result (else: a detached job).")
 @click.option("--processes", type=int, help="Encode in N CPU processes (sentence-transformers' multi-process pool).")
 @click.option("--devices", metavar="LIST", help="Encode on these devices, e.g. cuda:0,cuda:1 (one process each).")
-@click.option(
-    "--engine",
-    type=click.Choice(["local", "ray"]),
-    default="local",
-    show_default=True,
-    help="ray: run the build as a Ray Data pipeline (pip install 'embtune[ray]').",
-)
-@click.option("--address", metavar="ADDR", help="--engine ray: the cluster (ray://host:10001, auto); default: local.")
 @json_option
 @handles_errors
 def index_build(
@@ -52,8 +44,6 @@ def index_build(
     wait: bool,
     processes: int | None,
     devices: str | None,
-    engine: str,
-    address: str | None,
     as_json: bool,
 ) -> None:
     """Embed every chunk with MODEL into a new table, then switch the live index to it."""
@@ -62,17 +52,12 @@ def index_build(
     project = open_project(directory)
     targets = Targets.parse(processes, devices)
     if not wait:
-        emit(as_json, *_launch_build(project, model, targets, engine, address))
+        emit(as_json, *_launch_build(project, model, targets))
         return
     with ProgressBar() as bar:
-        if engine == "ray":
-            from engine.index.ray_build import build_with_ray
+        from engine.index.build import build_index
 
-            result = build_with_ray(project, model, address=address, progress=bar)
-        else:
-            from engine.index.build import build_index
-
-            result = build_index(project, model, bar, targets=targets)
+        result = build_index(project, model, bar, targets=targets)
     ann = result.ann
     search = (
         f"approximate ({ann['note']}; recall@10 {ann['recall_at_10']:.3f} vs exact on {ann['queries']} queries)"
@@ -88,13 +73,11 @@ def index_build(
     )
 
 
-def _launch_build(
-    project: Project, model: str, targets: Any, engine: str, address: str | None
-) -> tuple[dict[str, Any], str]:
+def _launch_build(project: Project, model: str, targets: Any) -> tuple[dict[str, Any], str]:
     """Queue an index run and start its detached worker (engine.jobs): closing the terminal does not stop it."""
     from engine.jobs.launcher import launch, log_path, queue
 
-    run_id = queue(project, "index", {"model": model, **targets.to_json(), "engine": engine, "address": address})
+    run_id = queue(project, "index", {"model": model, **targets.to_json()})
     pid = launch(project, run_id)
     root, log = project.root, log_path(project, run_id)
     payload = {"started": True, "pid": pid, "log": str(log), "model": model, "run_id": run_id}

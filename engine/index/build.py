@@ -200,12 +200,7 @@ def build_queued(project: Project, run_id: int) -> dict[str, Any]:
         return {"status": run["status"]}  # cancelled before its worker started
     config = run["config"]
     try:
-        if config.get("engine") == "ray":
-            from engine.index.ray_build import build_with_ray
-
-            result = build_with_ray(project, config["model"], address=config.get("address"), queued_run=run_id)
-        else:
-            result = build_index(project, config["model"], queued_run=run_id, targets=Targets.from_json(config))
+        result = build_index(project, config["model"], queued_run=run_id, targets=Targets.from_json(config))
     except InterruptedError:
         return {"status": "cancelled"}  # `embtune cancel`: recorded on the run, its table resumes next time
     return {"status": "finished", **result.to_json()}

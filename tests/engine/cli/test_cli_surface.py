@@ -33,7 +33,7 @@ ADDED_SINCE_RELEASE: dict[str, set[str]] = {
     "embtune import": {"strict"},  # any skipped file or row is an error (#14)
     "embtune": {"merge"},  # a subcommand: LM-Cocktail merge of base and tuned weights (#16)
     "embtune index": {"use", "plan"},  # use: any table live (#18); plan: index types and compressions measured (#19)
-    "embtune index build": {"processes", "devices", "engine", "address"},  # multi-process/device and Ray builds (#19)
+    "embtune index build": {"processes", "devices"},  # encoding in N processes or on several devices (#19)
 }
 # Help texts corrected on purpose since the release (their options are still compared).
 HELP_CHANGED_SINCE_RELEASE = {

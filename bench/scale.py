@@ -1,0 +1,209 @@
+"""Re-indexing at corpus scale (#19): the whole `embtune index` pipeline against plain encode + LanceDB add.
+
+    .venv/bin/python -m bench.scale --rows 100000 [--work /tmp/scale] [--kinds ivf_flat,ivf_pq,ivf_hnsw_sq,ivf_rq]
+
+Synthetic chunks (clustered topics: each passage mixes words of one topic with common words; lengths log-normal,
+median ~45 words) are imported into a project, then, each in its own process so peak RSS is its own:
+  pipeline: build_index (stream pages from SQLite, encode, write each batch), index.type flat;
+  baseline: the same texts in memory, model.encode in the same batches, one LanceDB add per batch.
+Then every index type is built on the pipeline's table and measured against exact search (recall@10, p50/p95 ms,
+build s, bytes per vector). A tiny locally built model (tests.tinymodels, 64-d) keeps the pipeline's own cost
+visible. Figures go to stdout as one JSON object; progress to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import log, quiet_environment
+
+ROOT = Path(__file__).resolve().parents[1]
+TOPICS = 300
+QUERIES = 200
+
+
+def words(rng: np.random.Generator, n: int) -> list[str]:
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    return ["".join(rng.choice(letters, size=rng.integers(3, 9))) for _ in range(n)]
+
+
+def write_corpus(folder: Path, rows: int, seed: int = 0) -> None:
+    """A BEIR folder of `rows` passages, streamed to disk (never held whole)."""
+    rng = np.random.default_rng(seed)
+    common = words(rng, 400)
+    topics = [words(rng, 40) for _ in range(TOPICS)]
+    (folder / "qrels").mkdir(parents=True, exist_ok=True)
+    with (folder / "corpus.jsonl").open("w") as out:
+        for i in range(rows):
+            topic = topics[i % TOPICS]
+            n = int(min(400, max(8, rng.lognormal(math.log(45), 0.6))))
+            own = rng.random(n) < 0.4
+            text = " ".join(topic[rng.integers(40)] if o else common[rng.integers(400)] for o in own)
+            out.write(json.dumps({"_id": f"c{i:07d}", "text": text}) + "\n")
+    with (folder / "queries.jsonl").open("w") as out, (folder / "qrels" / "test.tsv").open("w") as qrels:
+        qrels.write("query-id\tcorpus-id\tscore\n")
+        for q in range(QUERIES):
+            topic = topics[q % TOPICS]
+            text = " ".join(topic[rng.integers(40)] for _ in range(6))
+            out.write(json.dumps({"_id": f"q{q}", "text": text}) + "\n")
+            qrels.write(f"q{q}\tc{q:07d}\t1\n")
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def stage_import(work: Path, rows: int) -> dict[str, Any]:
+    from engine.ingest.importing import import_beir
+    from engine.project import init_project, open_project
+    from tests.tinymodels import build_tiny_embedder
+
+    model = build_tiny_embedder(work / "model") if not (work / "model").exists() else work / "model"
+    write_corpus(work / "beir", rows)
+    root = work / "project"
+    init_project(root)
+    (root / "project.yaml").write_text(f"base_model: {model}\nindex:\n  type: flat\n  batch_size: 256\n")
+    started = time.perf_counter()
+    import_beir(open_project(root), work / "beir")
+    return {"import_seconds": round(time.perf_counter() - started, 1), "import_peak_rss_mb": peak_rss_mb()}
+
+
+def stage_pipeline(work: Path) -> dict[str, Any]:
+    from engine.index.build import build_index
+    from engine.project import open_project
+
+    started = time.perf_counter()
+    result = build_index(open_project(work / "project"))
+    seconds = time.perf_counter() - started
+    return {
+        "pipeline_seconds": round(seconds, 1),
+        "pipeline_rows_per_s": round(result.rows / seconds, 1),
+        "pipeline_peak_rss_mb": peak_rss_mb(),
+        "table": result.table,
+        "max_seq_length": result.max_seq_length,
+    }
+
+
+def stage_baseline(work: Path, max_seq_length: int) -> dict[str, Any]:
+    """Plain sentence-transformers + LanceDB on the same rows: texts read up front, encode, add per batch."""
+    import lancedb
+    import pyarrow as pa
+    from sentence_transformers import SentenceTransformer
+
+    from engine.project import open_project
+    from engine.store import indexes
+
+    rows = indexes.index_chunks(open_project(work / "project").db)
+    started = time.perf_counter()
+    model = SentenceTransformer(str(work / "model"), device="cpu")
+    model.max_seq_length = max_seq_length
+    db = lancedb.connect(str(work / "baseline"))
+    table = None
+    for start in range(0, len(rows), 256):
+        part = rows[start : start + 256]
+        vectors = model.encode([r[3] for r in part], batch_size=32, normalize_embeddings=True)
+        data = pa.table(
+            {
+                "chunk_id": [r[0] for r in part],
+                "text": [r[3] for r in part],
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), vectors.shape[1]),
+            }
+        )
+        table = db.create_table("t", data, mode="overwrite") if table is None else table
+        if start:
+            table.add(data)
+    seconds = time.perf_counter() - started
+    return {
+        "baseline_seconds": round(seconds, 1),
+        "baseline_rows_per_s": round(len(rows) / seconds, 1),
+        "baseline_peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def stage_ann(work: Path, table_name: str, kinds: list[str]) -> dict[str, Any]:
+    from engine.index.ann import build_ann, exact_top_k, measure_latency
+    from engine.index.build import connect, recall_query_texts
+    from engine.index.search import Searcher
+    from engine.project import open_project
+    from engine.store import indexes
+
+    project = open_project(work / "project")
+    table = connect(project).open_table(table_name)
+    row = indexes.live(project.db)
+    queries = Searcher(project).encode_queries(row, recall_query_texts(project, table.count_rows()))
+    started = time.perf_counter()
+    truth = exact_top_k(table, queries)
+    out: dict[str, Any] = {"exact_truth_seconds": round(time.perf_counter() - started, 1)}
+    out["exact"] = measure_latency(table, queries[:50], None, None)
+    for kind in kinds:
+        log(f"ann {kind}")
+        result = build_ann(table, queries, project.config.index.min_recall, kind=kind, truth=truth, keep=False)
+        best = max((t["recall_at_10"] for t in result.tried), default=None)
+        out[kind] = {
+            "kept": result.recall is not None,
+            "recall_at_10": result.recall if result.recall is not None else best,
+            "nprobes": result.nprobes,
+            "build_seconds": result.build_seconds,
+            "bytes_per_vector": result.bytes_per_vector,
+            "index_bytes": result.index_bytes,
+            **result.latency,
+        }
+    return out
+
+
+def child(stage: str, work: Path, *extra: str) -> dict[str, Any]:
+    """Run one stage in a fresh interpreter (its own peak RSS) and return its JSON."""
+    command = [sys.executable, "-m", "bench.scale", "--stage", stage, "--work", str(work), *extra]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"stage {stage} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    quiet_environment()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--stage", default=None)
+    parser.add_argument("--table", default="")
+    parser.add_argument("--max-seq-length", type=int, default=128)
+    parser.add_argument("--kinds", default="ivf_flat,ivf_pq,ivf_hnsw_sq,ivf_rq")
+    args = parser.parse_args()
+    if args.stage:
+        stages = {
+            "import": lambda: stage_import(args.work, args.rows),
+            "pipeline": lambda: stage_pipeline(args.work),
+            "baseline": lambda: stage_baseline(args.work, args.max_seq_length),
+            "ann": lambda: stage_ann(args.work, args.table, [k for k in args.kinds.split(",") if k]),
+        }
+        print(json.dumps(stages[args.stage]()))
+        return
+    work = args.work or Path(f"/tmp/embtune-scale-{args.rows}")
+    if work.exists():
+        raise SystemExit(f"{work} exists: remove it or name another --work")
+    work.mkdir(parents=True)
+    figures: dict[str, Any] = {"rows": args.rows}
+    for stage in ("import", "pipeline"):
+        log(f"{stage} ({args.rows:,} rows)")
+        figures.update(child(stage, work, "--rows", str(args.rows)))
+    log("baseline")
+    figures.update(child("baseline", work, "--max-seq-length", str(figures["max_seq_length"])))
+    figures["pipeline_vs_baseline"] = round(figures["pipeline_seconds"] / figures["baseline_seconds"], 3)
+    log("ann")
+    figures["ann"] = child("ann", work, "--table", figures["table"], "--kinds", args.kinds)
+    print(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -6,6 +6,7 @@ libraries.
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
 import time
@@ -40,6 +41,7 @@ def _plan_text(run_id: int | None, plan: dict[str, Any]) -> str:
         f"{plan['epochs']} epoch(s) = {plan['max_steps']:,} steps ({plan['steps_per_epoch']:,}/epoch); "
         f"{plan['duplicates_per_batch']} repeated texts per random batch, 0 with the no-duplicates sampler"
         f"{recipe}\n  {dev}\n  time: {eta}; data {plan['data_hash']}"
+        + (f"\n  memory: {plan['advice']}" if plan.get("advice") else "")
     )
 
 
@@ -120,6 +122,17 @@ def _final(as_json: bool, result: dict[str, Any]) -> None:
 @click.option("--negatives", is_flag=True, help="Train on triplets with the mined negatives (training.hard_negatives).")
 @click.option("--watch", help='Watched evaluations: auto (<= 10% of training time), off or "every N" (training.watch).')
 @click.option("--dry-run", is_flag=True, help="Print the pre-flight (data, recipe, steps, watch) and start nothing.")
+@click.option(
+    "--adapter",
+    type=click.Choice(["lora", "none"]),
+    help="lora: train a LoRA adapter (peft; training.adapter's r, alpha, ...); none: every weight.",
+)
+@click.option(
+    "--gradient-checkpointing/--no-gradient-checkpointing",
+    default=None,
+    help="Recompute activations in backward: less memory, slower steps (training.gradient_checkpointing).",
+)
+@click.option("--auto-batch", is_flag=True, help="Measure the largest batch that fits on this device, and use it.")
 @click.option("--launcher", help="Multi-GPU launcher replacing python, e.g. 'torchrun --nproc_per_node 4'.")
 @click.option("--wait", is_flag=True, help="Follow the run and print its outcome when it ends.")
 @click.option("--allow-parallel", is_flag=True, help="Start even while another training run is queued or running.")
@@ -140,6 +153,9 @@ def train(
     negatives: bool,
     watch: str | None,
     dry_run: bool,
+    adapter: str | None,
+    gradient_checkpointing: bool | None,
+    auto_batch: bool,
     launcher: str | None,
     wait: bool,
     allow_parallel: bool,
@@ -164,7 +180,13 @@ def train(
         seed=seed,
         hard_negatives=False if no_negatives else (True if negatives else None),
         watch=watch,
+        adapter=_adapter(project, adapter),
+        gradient_checkpointing=gradient_checkpointing,
     )
+    if adapter == "none":
+        settings = dataclasses.replace(settings, adapter=None)
+    if auto_batch:
+        settings = _auto_batch(project, settings)
     if dry_run:
         summary = plan(project, settings)
         emit(as_json, summary, _plan_text(None, summary))
@@ -181,6 +203,27 @@ def train(
         )
         return
     _final(as_json, _follow(project, run_id))
+
+
+def _adapter(project: Project, choice: str | None) -> dict[str, Any] | None:
+    """--adapter lora: project.yaml's training.adapter settings when it has them, else LoRA's defaults."""
+    if choice != "lora":
+        return None
+    return {**(project.config.training.adapter or {}), "kind": "lora"}
+
+
+def _auto_batch(project: Project, settings: Any) -> Any:
+    """Probe real steps on this device (engine.train.memory) and train with the largest batch that fits."""
+    from engine.train.memory import probe_batch_size
+    from engine.train.run import load_data, schedule
+
+    click.echo("  measuring the largest batch that fits on this device…", err=True)
+    found = probe_batch_size(project, settings, load_data(project, settings), schedule)
+    tried = ", ".join(f"{p['batch_size']}: {p.get('peak_gb', p.get('error'))}" for p in found["probes"])
+    click.echo(
+        f"  --auto-batch on {found['device']}: batch {found['batch_size']} (peak GB by batch: {tried})", err=True
+    )
+    return dataclasses.replace(settings, batch_size=found["batch_size"])
 
 
 def _max_steps(run: dict[str, Any]) -> int | None:

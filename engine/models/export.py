@@ -125,11 +125,9 @@ def _assemble(project: Project, model: ModelRef, source: Path, partial: Path, ad
 
 def _save_merged(project: Project, source: Path, partial: Path) -> None:
     """The adapter folded into the base weights: a plain sentence-transformers folder."""
-    from engine.models.adapters import merge_adapter
-    from engine.models.resolve import load_embedder
+    from engine.models.adapters import load_merged
 
-    model = load_embedder(str(source), device="cpu", trust_remote_code=project.config.trust_remote_code)
-    merge_adapter(model)
+    model = load_merged(source, trust_remote_code=project.config.trust_remote_code)
     model.save(str(partial), safe_serialization=True)
 
 

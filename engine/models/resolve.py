@@ -67,7 +67,7 @@ def resolve_model(spec: str, base_dir: Path | None = None) -> ResolvedModel:
 
 
 def is_hub_id(spec: str) -> bool:
-    """"name" or "org/name" as the Hugging Face hub spells ids (a path such as ./x or /x is not one)."""
+    """An id as the Hugging Face hub spells them, "name" or "org/name" (a path such as ./x or /x is not one)."""
     return bool(_HF_ID.match(spec.strip()))
 
 

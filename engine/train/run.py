@@ -99,7 +99,9 @@ def schedule(s: TrainSettings, rows: int, has_dev: bool, selects: bool = True) -
 
 
 def plan(project: Project, s: TrainSettings, data: TrainData | None = None) -> dict[str, Any]:
-    """The pre-flight summary: data counts, duplicates per batch, steps and evaluations (no torch)."""
+    """The pre-flight summary: data counts, duplicates per batch, steps and evaluations, memory (no torch)."""
+    from engine.train.memory import plan_fields as memory_plan
+
     data = data or load_data(project, s)
     steps = schedule(s, data.rows, bool(data.dev_queries), data.selects_checkpoint)
     if data.rows < s.batch_size:
@@ -124,6 +126,7 @@ def plan(project: Project, s: TrainSettings, data: TrainData | None = None) -> d
         "duplicates_per_batch": round(duplicates_per_batch(data, s.batch_size, s.seed), 2),
         "duplicates_per_batch_sampled": 0,  # the no-duplicates sampler's guarantee
         "estimated_seconds": round(estimate * steps["max_steps"]) if estimate else None,
+        **memory_plan(project, s, data),  # memory_gb, fits, advice (engine.train.memory)
     }
 
 

@@ -4,6 +4,7 @@ result on reopen, drill-down and its modal, keys, errors and cancel."""
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -126,7 +127,8 @@ async def test_empty_state_then_r_runs_the_gate_and_shows_the_stored_result(
         await pilot.pause()
         assert screen.job.running
         assert screen.query_one("#gate-progress").display
-        assert str(screen.query_one("#gate-stage", Label).render()).startswith("arm hybrid 1/1 · 0:")
+        stage = str(screen.query_one("#gate-stage", Label).render())
+        assert re.fullmatch(r"arm hybrid 1/1 · stage \d+ · 0:\d\d elapsed", stage), stage
         bar = screen.query_one(ProgressBar)
         assert (bar.progress, bar.total) == (1, 1)
         release.set()

@@ -23,6 +23,7 @@ from tui.widgets.footer import KeyFooter
 from tui.widgets.job_progress import JobLine, JobProgress
 from tui.widgets.notice import Notice
 
+MINING_STAGES = ("encode corpus", "encode queries", "mine", "store")  # + "rescore" with a cross-encoder
 MARKS = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "error": ("✗", "bold red")}
 JOB = JobText(
     name="mining",
@@ -113,7 +114,7 @@ class DataScreen(Screen[None]):
             yield Label("Hard negatives", classes="data-heading")
             yield Static("", id="data-mining", markup=False)
         yield Notice(id="data-message")
-        yield JobLine(id="data-progress", stage_id="data-stage")
+        yield JobLine(id="data-progress", stage_id="data-stage", stages=MINING_STAGES)
         yield KeyFooter()
 
     def on_mount(self) -> None:

@@ -25,6 +25,7 @@ from tui.widgets.job_progress import JobProgress, RateLine
 from tui.widgets.notice import Notice
 
 FOLLOW_SECONDS = 2.0
+BUILD_STAGES = ("load model", "embed")
 
 EMPTY = (
     "No index yet. Press b to embed the corpus into a LanceDB table; it becomes the live index that search "
@@ -177,7 +178,7 @@ class IndexScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Label("Index · loading…", id="index-title", markup=False)
         yield Notice(id="index-message")
-        yield RateLine(id="index-progress", stage_id="index-stage")
+        yield RateLine(id="index-progress", stage_id="index-stage", stages=BUILD_STAGES)
         yield IndexTable(id="index-table")
         yield KeyFooter()
 

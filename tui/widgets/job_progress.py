@@ -11,6 +11,11 @@ from textual.timer import Timer
 from textual.widgets import Label, ProgressBar
 
 
+def now() -> float:
+    """The clock of every progress line (one name, so a test can set it)."""
+    return time.monotonic()
+
+
 class JobProgress(Message):
     """A step of a running job, posted from its worker thread (thread-safe, unlike touching widgets there).
     A newer one replaces an undelivered older one, so a fast job never floods the event loop."""
@@ -24,8 +29,10 @@ class JobProgress(Message):
 
 
 class JobLine(Horizontal):
-    """The job's stage with the time since it started, and a progress bar. The clock ticks every second: one stage
-    can take minutes on a CPU (a block of passages), and a line that stands still looks like a hung job."""
+    """The job's stage, its place among the stages (k/n where the screen knows the stages, else k), the stage's
+    rate and ETA measured from its own reports, the time since the job started, and a progress bar. The clock
+    ticks every second while the job runs (a stage can take minutes on a CPU, and a line that stands still looks
+    like a hung job); nothing ticks once it ends."""
 
     DEFAULT_CSS = """
     JobLine { height: 1; padding: 0 1; display: none; }
@@ -33,11 +40,14 @@ class JobLine(Horizontal):
     JobLine > ProgressBar { width: auto; }
     """
 
-    def __init__(self, *, id: str, stage_id: str) -> None:
+    def __init__(self, *, id: str, stage_id: str, stages: tuple[str, ...] = ()) -> None:
         super().__init__(id=id)
         self._stage_id = stage_id
+        self._expected = stages  # the job's stages in order, when known: "stage 2/4"
+        self._seen: list[str] = []
+        self._text = ""  # what the line says before the clock
         self._stage = ""
-        self._started = 0.0
+        self._started = self._stage_started = 0.0
         self._ticker: Timer | None = None
 
     def compose(self) -> ComposeResult:
@@ -47,17 +57,37 @@ class JobLine(Horizontal):
     def start(self, stage: str) -> None:
         self.display = True
         self.query_one(ProgressBar).update(total=None, progress=0)
-        self._started = time.monotonic()
+        self._started = now()
+        self._seen, self._stage = [], ""
         self.say(stage)
-        self._ticker = self.set_interval(1, self._tick)
+        if self._ticker is None:
+            self._ticker = self.set_interval(1, self._tick)
 
-    def say(self, stage: str) -> None:
-        self._stage = stage
+    def say(self, text: str) -> None:
+        self._text = text
         self._tick()
 
     def show(self, message: JobProgress) -> None:
-        self.say(f"{message.stage} {message.done:,}/{message.total:,}")
+        at = now()
+        if message.stage != self._stage:
+            self._stage, self._stage_started = message.stage, at
+            if message.stage not in self._seen:
+                self._seen.append(message.stage)
+        seconds = at - self._stage_started
+        counts = (
+            rate_text(message.done, message.total, seconds) if message.total > 1 else f"{message.done}/{message.total}"
+        )
+        self.say(" · ".join(part for part in (f"{message.stage} {counts}".strip(), self._place()) if part))
         self.query_one(ProgressBar).update(total=max(message.total, 1), progress=message.done)
+
+    def _place(self) -> str:
+        """'stage 2/4' (the known stages plus any the job added), or 'stage 3' when the screen cannot know them."""
+        k = len(self._seen)
+        if not self._expected:
+            return f"stage {k}"
+        extra = [s for s in self._seen if s not in self._expected]
+        at = self._expected.index(self._stage) + 1 if self._stage in self._expected else k
+        return f"stage {at}/{len(self._expected) + len(extra)}"
 
     def stop(self) -> None:
         if self._ticker is not None:
@@ -66,8 +96,12 @@ class JobLine(Horizontal):
         self.display = False
 
     def _tick(self) -> None:
-        seconds = int(time.monotonic() - self._started)
-        self.query_one(f"#{self._stage_id}", Label).update(f"{self._stage} · {seconds // 60}:{seconds % 60:02d}")
+        seconds = int(now() - self._started)
+        self.query_one(f"#{self._stage_id}", Label).update(f"{self._text} · {clock(seconds)} elapsed")
+
+
+def clock(seconds: int) -> str:
+    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 def rate_text(done: int, total: int, seconds: float) -> str:
@@ -76,32 +110,10 @@ def rate_text(done: int, total: int, seconds: float) -> str:
     if done and seconds > 0:
         rate = done / seconds
         left = int((total - done) / rate) if rate else 0
-        text += f" · {rate:,.1f}/s · ETA {left // 60}:{left % 60:02d}"
+        text += f" · {rate:,.1f}/s · ETA {clock(left)}"
     return text
 
 
 class RateLine(JobLine):
-    """A JobLine with the stage's rate and ETA instead of a clock: an index build's stages are long runs of like
-    batches, where items per second say more than the time spent."""
-
-    def start(self, stage: str) -> None:
-        self.display = True
-        self.query_one(ProgressBar).update(total=None, progress=0)
-        self.say(stage)
-
-    def say(self, stage: str) -> None:
-        self._show(stage, 0, 0)
-
-    def show(self, message: JobProgress) -> None:
-        self._show(message.stage, message.done, message.total)
-        self.query_one(ProgressBar).update(total=max(message.total, 1), progress=message.done)
-
-    def stop(self) -> None:
-        super().stop()
-        self._stage = ""  # the next start times its first stage afresh
-
-    def _show(self, stage: str, done: int, total: int) -> None:
-        if stage != self._stage:
-            self._stage, self._started = stage, time.monotonic()
-        counts = rate_text(done, total, time.monotonic() - self._started) if total > 1 else ""
-        self.query_one(f"#{self._stage_id}", Label).update(f"{stage} {counts}".strip())
+    """An index build's line: the same, named for the screen that shows rates (its stages are long runs of like
+    batches, where items per second say the most)."""

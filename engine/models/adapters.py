@@ -112,22 +112,3 @@ def merge_adapter(model: Any) -> bool:
         return False
     module.model = module.model.merge_and_unload()
     return True
-
-
-def load_merged(folder: Path, device: str = "cpu", trust_remote_code: bool = False) -> Any:
-    """A LoRA run folder as one plain SentenceTransformer: its modules and prompts, with the transformer rebuilt
-    from the base weights (adapter_config.json's base) plus the adapter, merged. (Loading the folder directly lets
-    transformers inject the adapter, whose merged save keeps peft's key prefix; peft's own merge does not.)"""
-    from peft import PeftModel
-    from transformers import AutoModel
-
-    from engine.models.resolve import load_embedder
-
-    model = load_embedder(str(folder), device=device, trust_remote_code=trust_remote_code)
-    base = adapter_base(folder)
-    if base is None:
-        raise AdapterError(f"{folder / ADAPTER_CONFIG}: names no base model (base_model_name_or_path)")
-    plain = AutoModel.from_pretrained(base, local_files_only=True, trust_remote_code=trust_remote_code)
-    module = _transformer(model)
-    module.model = PeftModel.from_pretrained(plain, str(folder)).merge_and_unload().to(model.device)
-    return model

@@ -125,8 +125,6 @@ def _assemble(project: Project, model: ModelRef, source: Path, partial: Path, ad
 
 def _save_merged(project: Project, source: Path, partial: Path) -> None:
     """The adapter folded into the base weights: a plain sentence-transformers folder."""
-    from engine.models.adapters import load_merged
-
     model = load_merged(source, trust_remote_code=project.config.trust_remote_code)
     model.save(str(partial), safe_serialization=True)
 
@@ -299,3 +297,23 @@ def _evaluation_lines(name: str, evaluations: list[dict[str, Any]]) -> list[str]
         verdict = ev["models"].get(name, {}).get("verdict")
         lines += ["", f"Verdict: {verdict}" if verdict else "", ""]
     return lines
+
+
+def load_merged(folder: Path, device: str = "cpu", trust_remote_code: bool = False) -> Any:
+    """A LoRA run folder as one plain SentenceTransformer: its modules and prompts, with the transformer rebuilt
+    from the base weights (adapter_config.json's base) plus the adapter, merged. (Loading the folder directly lets
+    transformers inject the adapter, whose merged save keeps peft's key prefix; peft's own merge does not.)"""
+    from peft import PeftModel
+    from transformers import AutoModel
+
+    from engine.models.adapters import ADAPTER_CONFIG, AdapterError, _transformer, adapter_base
+    from engine.models.resolve import load_embedder
+
+    model = load_embedder(str(folder), device=device, trust_remote_code=trust_remote_code)
+    base = adapter_base(folder)
+    if base is None:
+        raise AdapterError(f"{folder / ADAPTER_CONFIG}: names no base model (base_model_name_or_path)")
+    plain = AutoModel.from_pretrained(base, local_files_only=True, trust_remote_code=trust_remote_code)
+    module = _transformer(model)
+    module.model = PeftModel.from_pretrained(plain, str(folder)).merge_and_unload().to(model.device)
+    return model

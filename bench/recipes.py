@@ -15,7 +15,7 @@ Recipes (see engine/train/recipe.py for the reasons and references):
   gte        plain, with GTE's bidirectional in-batch loss (query->doc, doc->query, query->query, doc->doc)
   topic      plain, with topic-aware batches (TAS-B): each batch drawn from one cluster of base query vectors
   gte_topic  both
-  lr5        plain at lr 5e-5
+  lr5        plain at lr 5e-5 (and the combinations named gte_topic_lr5, gte_topic_b16 [batch 16], ...)
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "lr5": {"lr": 5e-5},
     "gte_lr5": {"directions": "gte", "lr": 5e-5},
     "gte_topic_lr5": {"directions": "gte", "batches": "topic", "lr": 5e-5},
+    "gte_topic_b16": {"directions": "gte", "batches": "topic", "batch_size": 16},
+    "gte_topic_b16_lr5": {"directions": "gte", "batches": "topic", "batch_size": 16, "lr": 5e-5},
 }
 
 
@@ -109,11 +111,11 @@ def train(recipe: dict[str, Any], data: dict[str, Any], base_path: str, out: Pat
     started = time.perf_counter()
     if recipe.get("batches") == "topic":
         vectors = model.encode(queries, batch_size=64, normalize_embeddings=True)
-        sampler = TopicBatches(vectors, 32, 42)
+        sampler = TopicBatches(vectors, recipe.get("batch_size", 32), 42)
     args = Args(
         output_dir=str(out),
         num_train_epochs=1,
-        per_device_train_batch_size=32,
+        per_device_train_batch_size=recipe.get("batch_size", 32),
         learning_rate=recipe.get("lr", 2e-5),
         warmup_steps=0.1,
         seed=42,

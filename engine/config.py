@@ -387,7 +387,7 @@ def _check_values(config: ProjectConfig, path: Path, lines: dict[str, int]) -> N
         "gate.rerank_top_n": gate.rerank_top_n,
         "gate.bootstrap_samples": gate.bootstrap_samples,
         "training.epochs": training.epochs,
-        "training.batch_size": training.batch_size,
+        "training.batch_size": training.batch_size or 1,  # null: chosen from the row count
         "training.eval_steps": training.eval_steps,
         "training.save_steps": training.save_steps,
     }

@@ -39,6 +39,7 @@ from engine.retrieval.metrics import (
     wins_losses,
 )
 from engine.store import corpus, runs
+from engine.train.settings import auto_batch_size
 
 DOC_DEPTH = 100  # documents kept per query: enough for recall@100 and map@100
 VERDICTS = ("STOP", "FINE_TUNE", "GREY", "COLLECT_MORE", "INCOMPLETE")
@@ -574,7 +575,7 @@ def _price(project: Project, report: GateReport, rates: Rates, corpus_chunks: in
     rows = report.settings["training_pairs"]
     texts_per_row = 3 if training.hard_negatives and report.settings["training_pairs_with_negatives"] else 2
     report.fine_tune_cost = fine_tune_cost(
-        rates, rows, texts_per_row, training.batch_size, training.epochs, corpus_chunks
+        rates, rows, texts_per_row, training.batch_size or auto_batch_size(rows), training.epochs, corpus_chunks
     )
     report.reasons += _switch_notes(report)
 

@@ -22,10 +22,19 @@ from typing import Any
 from engine.errors import EmbtuneError
 from engine.jobs import launcher as jobs
 from engine.project import Project
+from engine.store import corpus, runs
 from engine.store import jobs as store
-from engine.store import runs
 from engine.train.dataset import TrainData, TrainingDataError, build_data, duplicates_per_batch
-from engine.train.settings import BATCHES, IN_BATCH, LOSSES, PRECISIONS, TrainSettings, parse_watch
+from engine.train.settings import (
+    BATCHES,
+    IN_BATCH,
+    LOSSES,
+    PRECISIONS,
+    SMALL_SET_ROWS,
+    TrainSettings,
+    auto_batch_size,
+    parse_watch,
+)
 
 EVALS_PER_RUN = 4  # a run shorter than eval_steps is still evaluated this often, so there is a best to keep
 
@@ -38,6 +47,8 @@ def settings_for(project: Project, **overrides: Any) -> TrainSettings:
     """project.yaml's training: section and the project seed, with the given (non-None) overrides on top."""
     given = {k: v for k, v in overrides.items() if v is not None}
     settings = dataclasses.replace(project.config.training, seed=project.config.seed, **given)
+    if settings.batch_size is None:  # chosen from the data: a small set needs the steps of a smaller batch
+        settings.batch_size = auto_batch_size(corpus.training_pair_count(project.db))
     _check(settings)
     return settings
 
@@ -120,7 +131,7 @@ def plan(project: Project, s: TrainSettings, data: TrainData | None = None) -> d
         "batches": s.batches,
         "hard_negatives": bool(data.negatives),
         "watch": watch_plan(s, data),
-        "recipe": recipe_reasons(s, data),
+        "recipe": recipe_reasons(s, data, _auto_batch(project, s)),
         "columns": list(data.columns()),
         "data_hash": data.snapshot_hash(),
         "duplicates_per_batch": round(duplicates_per_batch(data, s.batch_size, s.seed), 2),
@@ -143,9 +154,19 @@ def watch_plan(s: TrainSettings, data: TrainData) -> dict[str, Any]:
     return {"mode": s.watch, "budget_share": share, "text": budget.describe()}
 
 
-def recipe_reasons(s: TrainSettings, data: TrainData) -> list[str]:
+def _auto_batch(project: Project, s: TrainSettings) -> int | None:
+    """The row count the batch size was chosen from, when project.yaml left it to embtune and it was not overridden."""
+    rows = corpus.training_pair_count(project.db)
+    chosen = project.config.training.batch_size is None and s.batch_size == auto_batch_size(rows)
+    return rows if chosen else None
+
+
+def recipe_reasons(s: TrainSettings, data: TrainData, auto_batch_rows: int | None = None) -> list[str]:
     """Why the run trains the way it does, one line per choice (printed in the pre-flight)."""
     lines = []
+    if auto_batch_rows is not None:
+        why = "fewer" if auto_batch_rows < SMALL_SET_ROWS else "not fewer"
+        lines.append(f"batch {s.batch_size}: {auto_batch_rows:,} pairs, {why} than {SMALL_SET_ROWS:,} (enough steps)")
     if s.in_batch == "gte":
         lines.append("loss terms: query→passage, passage→query, query→query, passage→passage (GTE)")
     if s.batches == "topic" and data.rows >= 2 * s.batch_size:

@@ -207,7 +207,7 @@ FORM_FIELDS = {  # field → its label in errors (the form's order)
     "precision": "precision",
     "max_seq_length": "sequence length",
 }
-OPTIONAL = ("max_steps", "max_seq_length")  # empty: epochs decide / fitted to the data
+OPTIONAL = ("max_steps", "max_seq_length", "batch_size")  # empty: epochs decide / fitted / chosen from the rows
 MIN_SEQ = 8  # engine.config's lower bound for training.max_seq_length
 
 
@@ -218,7 +218,7 @@ def form_values(project: Project) -> dict[str, Any]:
         "base_model": project.config.base_model,
         "epochs": str(s.epochs),
         "max_steps": "" if s.max_steps is None else str(s.max_steps),
-        "batch_size": str(s.batch_size),
+        "batch_size": "" if s.batch_size is None else str(s.batch_size),
         "learning_rate": f"{s.learning_rate:g}",
         "loss": s.loss,
         "hard_negatives": s.hard_negatives,

@@ -347,3 +347,14 @@ def test_the_cached_base_evaluation_equals_the_libraries_evaluator(project: Proj
     assert len(cached_vectors(project.db, "tiny-fp", int(model.max_seq_length), keys)) == len(set(keys))
     again = base_metrics(model, "tiny-fp", data, project.db, Prompts(), cancelled=lambda: True)
     assert again == ours  # read from the cache: no encoding block ran, so cancel had nothing to stop
+
+
+def test_the_batch_size_follows_the_row_count_unless_set(project: Project) -> None:
+    from engine.train.settings import SMALL_SET_ROWS, auto_batch_size
+
+    assert (auto_batch_size(SMALL_SET_ROWS - 1), auto_batch_size(SMALL_SET_ROWS)) == (16, 32)
+    auto = settings_for(project)
+    assert auto.batch_size == 16  # 120 rows: a small set gets the steps of the smaller batch
+    assert "batch 16: 120 pairs, fewer than 3,200 (enough steps)" in plan(project, auto)["recipe"]
+    assert settings_for(project, batch_size=32).batch_size == 32
+    assert not any(line.startswith("batch") for line in plan(project, settings_for(project, batch_size=32))["recipe"])

@@ -40,11 +40,17 @@ def make_loss(model: Any, s: TrainSettings) -> Any:
 
     from engine.train.recipe import DIRECTIONS, make_loss_for
 
+    # under torchrun/accelerate every GPU's batch joins the in-batch negatives (else each sees only its share)
+    gather = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if s.loss == "cached_mnrl":
         return CachedMultipleNegativesRankingLoss(
-            model, mini_batch_size=s.mini_batch_size, directions=DIRECTIONS[s.in_batch], partition_mode="joint"
+            model,
+            mini_batch_size=s.mini_batch_size,
+            directions=DIRECTIONS[s.in_batch],
+            partition_mode="joint",
+            gather_across_devices=gather,
         )
-    inner = make_loss_for(model, s.in_batch)
+    inner = make_loss_for(model, s.in_batch, gather_across_devices=gather)
     if s.loss == "matryoshka":
         full = int(model.get_embedding_dimension())
         dims = s.matryoshka_dims or [d for d in (full, full // 2, full // 4, full // 8) if d >= 8]

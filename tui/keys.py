@@ -36,12 +36,13 @@ def group_title(node: DOMNode) -> str:
 def key_groups(screen: Screen) -> list[KeyGroup]:
     """Bindings active on `screen` (focused widget, screen, app) with a description, one entry per action with
     all its keys, grouped by the node that defines them: the most specific group first, the app's last."""
-    commands: dict[tuple[int, str], KeyCommand] = {}
+    commands: dict[tuple[int, str, str], KeyCommand] = {}
     for active in screen.active_bindings.values():
         binding = active.binding
         if binding.system or not binding.description:
             continue
-        slot = (id(active.node), binding.action.partition("(")[0])  # quit('q') and quit: one action
+        # one entry per action and description: quit('q') and quit are one "Quit", move(1) and move(-1) are two
+        slot = (id(active.node), binding.action.partition("(")[0], binding.description)
         if slot not in commands:
             tooltip, node = active.tooltip or "", active.node
             commands[slot] = KeyCommand(binding.action, binding.description, tooltip, node, active.enabled, binding.id)

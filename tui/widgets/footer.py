@@ -1,5 +1,6 @@
-"""The footer every embtune screen uses: the screen's keys, compact and with short names, and `?` help and `q`
-quit pinned to the right edge, so a narrow terminal (80 columns) cuts the least useful keys, never those two."""
+"""The footer every embtune screen uses: the screen's keys that act in the current state (a disabled one is left
+to `?` help, which dims it), compact and with short names, and `?` help and `q` quit pinned to the right edge, so
+a narrow terminal (80 columns) cuts the least useful keys, never those two."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ class KeyFooter(Footer):
         active = self.screen.active_bindings
         shown: dict[str, tuple[Binding, bool, str]] = {}
         for _, binding, enabled, tooltip in active.values():
-            if binding.show and binding.id not in PINNED_IDS:
+            if binding.show and enabled and binding.id not in PINNED_IDS:  # a key that does nothing now: only in help
                 shown.setdefault(binding.action, (binding, enabled, tooltip))  # one key per action
         typing = isinstance(self.app.focused, (Input, TextArea))  # then ? and q are letters: f1 and ctrl+q
         with HorizontalGroup(id="pinned"):

@@ -185,7 +185,7 @@ class GateScreen(Screen[None]):
         if action == "cancel_gate":
             return True if self.job.running else None
         if action in ("show_arms", "show_queries", "sort", "reverse", "open_query"):
-            return self.result is not None  # hidden until there is a result to look at
+            return True if self.result is not None else None  # disabled (help dims it, the footer drops it)
         return True
 
     def action_back(self) -> None:

@@ -32,6 +32,7 @@ from engine.project import Project
 from engine.retrieval.near_duplicates import find_near_duplicates, normalise
 from engine.store import checks as store
 from engine.store.schema import SPLITS
+from engine.train.settings import auto_batch_size
 
 SEVERITIES = ("ok", "warn", "error")
 EVAL_SPLITS = tuple(s for s in SPLITS if s != "train")
@@ -100,7 +101,7 @@ def run_checks(project: Project, allow_leakage: bool = False) -> CheckReport:
         _duplicates(queries),
         _leakage(queries, allow_leakage, exact),
         _near_duplicates(queries, config.leakage.near_duplicate_threshold, near_blocks, {e["eval"] for e in exact}),
-        _in_batch(train, config.training.batch_size, config.seed),
+        _in_batch(train, config.training.batch_size or auto_batch_size(len(train)), config.seed),
         _document_overlap(store.judged_documents(db)),
         _pair_count(len(train), config.gate.min_pairs, config.gate.reliable_pairs),
         _negatives(len({q for q, _, _, _ in train}), store.queries_with_negatives(db, "train")),

@@ -7,7 +7,7 @@
    caches the base model's corpus vectors as a gate run does), `mine`, `train --wait` with the project defaults.
 2. The plain script a user would write (bench/train.py's plain worker): every train pair as (query, positive),
    MultipleNegativesRankingLoss, batch 32, lr 2e-5, warmup 10%, seed 42, no-duplicates sampler, the model's own
-   max_seq_length (256), one epoch: the same number of steps as the embtune run.
+   max_seq_length (256), one epoch (embtune's default batch on a small set is 16: the same rows, twice the steps).
 3. `embtune eval --models base,<embtune model>,<plain model>` on the test split: every model sees the same queries
    and passages; per-query nDCG@10 gains with bootstrap intervals.
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import subprocess
 import sys
@@ -46,8 +47,9 @@ def embtune(*args: str, out: Path | None = None) -> float:
     return round(time.perf_counter() - started, 1)
 
 
-def plain_finetune(project_root: Path, dest: Path, steps: int) -> float:
-    """bench/train.py's plain worker on every train pair of the project (no negatives, no dev slice)."""
+def plain_finetune(project_root: Path, dest: Path) -> float:
+    """bench/train.py's plain worker on every train pair of the project (no negatives, no dev slice): one epoch at
+    batch 32, as the user's script runs (not embtune's step count: at its batch 16 that would be two epochs)."""
     from engine.models.resolve import resolve_model
     from engine.project import open_project
     from engine.train.run import load_data
@@ -59,7 +61,7 @@ def plain_finetune(project_root: Path, dest: Path, steps: int) -> float:
     spec = {
         "model": str(resolve_model(MODEL).path),
         "max_seq_length": 256,  # all-MiniLM-L6-v2's own setting
-        "max_steps": steps,
+        "max_steps": math.ceil(len(data.columns()["anchor"]) / 32),
         "batch_size": 32,
         "lr": 2e-5,
         "warmup": 0.1,
@@ -133,7 +135,7 @@ def main() -> None:
     timings["mine"] = embtune("mine", str(project))
     timings["embtune_train"] = embtune("train", str(project), "--wait", "--json", out=work / "train.json")
     run = json.loads((work / "train.json").read_text())
-    timings["plain_train"] = plain_finetune(project, work / "plain-model", run["steps"])
+    timings["plain_train"] = plain_finetune(project, work / "plain-model")
     tuned = str(project / run["model_path"])
     models = ",".join(["base", tuned, str(work / "plain-model")])
     timings["eval"] = embtune(

@@ -257,7 +257,8 @@ def test_export_replaces_its_own_leftover_partial(tmp_path: Path, finished_run: 
     result = embtune("export", root, run_id, out, "--json")
     assert result.code == 0, result.err
     assert not (tmp_path / "out.partial").exists()
-    assert sorted(json.loads(result.out)["files"]) == ["README.md", "config.json", "model.safetensors"]
+    files = ["README.md", "config.json", "config_sentence_transformers.json", "model.safetensors"]  # + prompts
+    assert sorted(json.loads(result.out)["files"]) == files
 
 
 def test_export_into_the_model_folder_itself_is_refused(tmp_path: Path, finished_run: tuple[Path, int]) -> None:

@@ -339,7 +339,11 @@ def test_mining_defaults_follow_nv_retriever(tmp_path: Path) -> None:
     [
         ("mining:\n  range_min: ten\n", r"project\.yaml:2: 'mining\.range_min' must be an integer, got 'ten'"),
         ("mining:\n  relative_margin: lots\n", r"project\.yaml:2: 'mining\.relative_margin' must be a number"),
-        ("mining:\n  rescore: off\n", r"project\.yaml:2: 'mining\.rescore' must be a non-empty string, got False"),
+        # a bare off is YAML 1.1's false; a text setting reads it as the word, then checks the word
+        (
+            "mining:\n  rescore: off\n",
+            r"project\.yaml:2: 'mining\.rescore' must be one of auto, always, never, got 'off'",
+        ),
         ("mining:\n  rescore: sometimes\n", r"project\.yaml:2: 'mining\.rescore' must be one of auto, always"),
         ("mining:\n  sampling: best\n", r"project\.yaml:2: 'mining\.sampling' must be one of top, random"),
         (

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import quiet_environment  # bench/common.py (this folder is on sys.path when run)
+from common import quiet_environment, read_qrels  # bench/common.py (this folder is on sys.path when run)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -76,20 +76,11 @@ def plain_finetune(project_root: Path, dest: Path) -> float:
     return round(time.perf_counter() - started, 1)
 
 
-def _qrels(path: Path) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for line in path.read_text().splitlines():
-        parts = line.split("\t")
-        if len(parts) >= 3 and parts[0] != "query-id" and int(parts[2]) > 0:
-            out.setdefault(parts[0], []).append(parts[1])
-    return out
-
-
 def write_subset(data: Path, dest: Path, train_pairs: int, test_queries: int, distractors: int, seed: int = 7) -> Path:
     """A BEIR folder: `train_pairs` train pairs, `test_queries` test queries, their passages and `distractors`
     other passages (seeded)."""
     rng = random.Random(seed)
-    train, test = _qrels(data / "qrels" / "train.tsv"), _qrels(data / "qrels" / "test.tsv")
+    train, test = read_qrels(data / "qrels" / "train.tsv"), read_qrels(data / "qrels" / "test.tsv")
     pairs = sorted((q, d) for q, docs in train.items() for d in docs)
     pairs = sorted(rng.sample(pairs, min(train_pairs, len(pairs))))
     picked = sorted(test)

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import quiet_environment  # bench/common.py (this folder is on sys.path when run)
+from common import quiet_environment, read_qrels  # bench/common.py (this folder is on sys.path when run)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -47,15 +47,6 @@ RECIPES: dict[str, dict[str, Any]] = {
     "gte_topic_b16": {"directions": "gte", "batches": "topic", "batch_size": 16},
     "gte_topic_b16_lr5": {"directions": "gte", "batches": "topic", "batch_size": 16, "lr": 5e-5},
 }
-
-
-def read_qrels(path: Path) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for line in path.read_text().splitlines():
-        parts = line.split("\t")
-        if len(parts) >= 3 and parts[0] != "query-id" and int(parts[2]) > 0:
-            out.setdefault(parts[0], []).append(parts[1])
-    return out
 
 
 def load(data: Path, train_pairs: int | None, test_queries: int | None, distractors: int) -> dict[str, Any]:

@@ -499,7 +499,9 @@ def _report(
     key = f"recall@{gate.k}"
     query_ids = list(arms[0].per_query)
     intervals = simultaneous_cis(
-        {arm.name: [arm.per_query[q][key] for q in query_ids] for arm in arms}, gate.bootstrap_samples
+        {arm.name: [arm.per_query[q][key] for q in query_ids] for arm in arms},
+        gate.bootstrap_samples,
+        bounds=(0.0, 1.0),
     )
     pairs = corpus.training_pair_count(project.db)
     with_negatives = corpus.training_pairs_with_negatives(project.db)

@@ -255,7 +255,11 @@ def wins_losses(base: Mapping[Q, float], other: Mapping[Q, float], eps: float = 
 
 
 def simultaneous_cis(
-    per_query: Mapping[str, Sequence[float]], n_samples: int = 1000, confidence: float = 0.95, seed: int = 0
+    per_query: Mapping[str, Sequence[float]],
+    n_samples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    bounds: tuple[float, float] | None = None,
 ) -> dict[str, tuple[float, float]]:
     """Intervals that hold for every arm at once, so the one picked as best keeps its coverage.
 
@@ -266,7 +270,8 @@ def simultaneous_cis(
     paired), take the largest |resampled mean - mean| over the arms, and widen every mean by that statistic's
     `confidence` quantile. The band is never narrower than any single arm's symmetric interval, and whatever
     the selection rule, the chosen arm's true mean lies in its interval with probability ≥ `confidence`.
-    Values are per-query (same queries, same order, in every arm).
+    Values are per-query (same queries, same order, in every arm). `bounds` (e.g. (0, 1) for a recall) clips each
+    interval to the values a mean can take: the band's common width would otherwise print a recall of 1.167.
     """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
@@ -285,4 +290,7 @@ def simultaneous_cis(
         resampled = matrix[:, picks].mean(axis=2)  # arms x rows
         worst.append(np.abs(resampled - means[:, None]).max(axis=0))
     width = float(np.quantile(np.concatenate(worst), confidence))
-    return {name: (float(m - width), float(m + width)) for name, m in zip(names, means, strict=True)}
+    low, high = bounds if bounds is not None else (-np.inf, np.inf)
+    return {
+        name: (float(max(m - width, low)), float(min(m + width, high))) for name, m in zip(names, means, strict=True)
+    }

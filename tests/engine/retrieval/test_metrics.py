@@ -467,3 +467,15 @@ def test_simultaneous_intervals_of_one_arm_match_a_symmetric_bootstrap() -> None
     assert high - 0.625 == pytest.approx(0.625 - low)
     with pytest.raises(ValueError, match="confidence"):
         simultaneous_cis({"only": values}, confidence=1.5)
+
+
+def test_simultaneous_intervals_stay_within_the_bounds_a_mean_can_take() -> None:
+    from engine.retrieval.metrics import simultaneous_cis
+
+    arms = {"easy": [1.0] * 9 + [0.0], "hard": [0.0] * 9 + [1.0]}
+    open_band = simultaneous_cis(arms, n_samples=2000)
+    assert open_band["easy"][1] > 1.0  # the common width overshoots both ends
+    assert open_band["hard"][0] < 0.0
+    band = simultaneous_cis(arms, n_samples=2000, bounds=(0.0, 1.0))
+    assert band["easy"] == (open_band["easy"][0], 1.0)
+    assert band["hard"] == (0.0, open_band["hard"][1])

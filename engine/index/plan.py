@@ -34,7 +34,7 @@ from engine.index.ann import (
 )
 from engine.index.build import RECALL_QUERIES, connect, recall_query_texts
 from engine.index.stream import SCAN_BATCH, vector_matrix
-from engine.jobs.progress import Progress
+from engine.jobs.progress import Progress, cancellable
 from engine.project import Project
 from engine.store import indexes, runs
 
@@ -110,8 +110,8 @@ def plan_index(
     """Measure every index type in `kinds` and every compression on the live table; store the plan as a run."""
     from engine.index.search import Searcher
 
-    report = progress or (lambda *_: None)
     stop = cancelled or (lambda: False)
+    report = cancellable(progress, stop, "index plan")  # a cancel lands between steps, not only between probes
     row = indexes.live(project.db)
     if row is None:
         raise PlanError(f"no live index to measure: build one first (embtune index {project.root})")
@@ -128,20 +128,81 @@ def plan_index(
     options += _index_options(project, lance, table, queries, truth, kinds, report, stop)
     options += _compression_options(project, row, table, queries, truth, report)
     plan = IndexPlan(row["table_name"], rows, dim, len(queries), min_recall, options, *_picks(options, min_recall))
-    plan.run_id = runs.create_run(project.db, PLAN_KIND, {"table": row["table_name"]})
-    runs.finish_run(project.db, plan.run_id, plan.to_json(), [], [])
+    store_plan(project, plan)
     return plan
+
+
+def store_plan(project: Project, plan: IndexPlan) -> int:
+    """Record `plan` as a finished index-plan run (what `index.type: auto` and the Index screen read back)."""
+    plan.run_id = runs.create_run(project.db, PLAN_KIND, {"table": plan.table})
+    runs.finish_run(project.db, plan.run_id, plan.to_json(), [], [])
+    return plan.run_id
 
 
 def plan_rows(project: Project) -> list[dict[str, Any]]:
     """The latest plan's options as table rows for a screen: name, recall, bytes/vector, p50/p95, build, picked."""
     plan = latest_plan(project.db)
-    if plan is None:
-        return []
+    return _marked(plan) if plan is not None else []
+
+
+def plan_view(project: Project) -> dict[str, Any] | None:
+    """The latest plan as plain data for a screen: its header figures, options marked `picked` / `meets`, a
+    one-line verdict and when it was measured; None before the first plan."""
+    found = runs.latest_result(project.db, PLAN_KIND)
+    if found is None:
+        return None
+    run_id, plan = found
+    run = runs.get_run(project.db, run_id) or {}
+    return {
+        **plan,
+        "run_id": run_id,
+        "measured_at": run.get("finished_at"),
+        "options": _marked(plan),
+        "verdict": verdict(plan),
+    }
+
+
+def _marked(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         {**o, "picked": o["name"] == plan["pick"], "meets": o["recall_at_10"] >= plan["min_recall"]}
         for o in plan["options"]
     ]
+
+
+def label(name: str) -> str:
+    """An option's display name: LanceDB's spelling for index types (IVF_PQ), the plan's own for the rest."""
+    return LABELS.get(name, name)
+
+
+def verdict(plan: dict[str, Any]) -> str:
+    """'IVF_PQ meets recall@10 0.95 (0.972) at 1/16 the bytes of exact float32 (p50 0.8 ms vs 2.1 ms)', or why
+    only exact search does; then the index type `index.type: auto` builds with when that differs."""
+    options = {o["name"]: o for o in plan["options"]}
+    floor, exact, pick = plan["min_recall"], options.get("exact"), options.get(plan.get("pick") or "")
+    if pick is None or exact is None or pick["name"] == "exact":
+        others = [o for o in plan["options"] if o["name"] != "exact"]
+        best = max(others, key=lambda o: o["recall_at_10"], default=None)
+        near = f" (closest: {label(best['name'])} at {best['recall_at_10']:.3f})" if best else ""
+        text = f"Only exact search meets recall@10 {floor}{near}: keep full float32 vectors"
+    else:
+        ratio = exact["bytes_per_vector"] / pick["bytes_per_vector"] if pick["bytes_per_vector"] else 0.0
+        size = (
+            f"1/{ratio:.0f} the bytes"
+            if ratio >= 1.95
+            else f"{1 / ratio:.0%} of the bytes"
+            if ratio
+            else "an unmeasured size"
+        )
+        text = (
+            f"{label(pick['name'])} meets recall@10 {floor} ({pick['recall_at_10']:.3f}) at {size} of exact float32 "
+            f"(p50 {pick['p50_ms']:.2f} ms vs {exact['p50_ms']:.2f} ms)"
+        )
+    index_pick = plan.get("index_pick")
+    if index_pick and index_pick != plan.get("pick"):
+        text += f"; index builds (index.type: auto) use {label(index_pick)}"
+    elif not index_pick and any(o["family"] == "index" for o in plan["options"]):
+        text += "; no index type met it (a build keeps an index only if it does)"
+    return text + "."
 
 
 def _picks(options: list[Option], min_recall: float) -> tuple[str | None, str | None]:

@@ -1,5 +1,6 @@
 """`x`: the project's LanceDB tables. Build a new one in the background (progress, rate, ETA, cancel), make a
-table live, or roll back to the one built before."""
+table live, or roll back to the one built before; measure index types and compressions on the live table (the
+plan panel, tui.screens.index_plan)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from textual.widgets import DataTable, Input, Label
 from textual.worker import Worker, WorkerState
 
 from engine.index.build import list_indexes, make_live, rollback, status_text, suggested_model
+from engine.index.plan import plan_view
 from engine.project import Project
 from tui.jobs import Cancelled, Job, JobText, Progress
 from tui.screens.confirm import ConfirmScreen
+from tui.screens.index_plan import PLAN_CANCELLED, PLAN_JOB, PLAN_STAGES, PlanPanel, plan_job
 from tui.session import Session
 from tui.widgets.footer import KeyFooter
 from tui.widgets.job_progress import JobProgress, RateLine
@@ -86,6 +89,13 @@ class BuildDialog(ModalScreen[str | None]):
         self.dismiss(None)
 
 
+class IndexLine(RateLine):
+    """The screen's one progress line, shared by its two jobs (one runs at a time): a build's or a plan's stages."""
+
+    def expect(self, stages: tuple[str, ...]) -> None:
+        self._expected = stages
+
+
 class IndexTable(DataTable[str]):
     def on_mount(self) -> None:
         self.cursor_type = "row"
@@ -129,10 +139,17 @@ class IndexScreen(Screen[None]):
             id="index-build",
         ),
         Binding(
+            "p",
+            "plan",
+            "Plan",
+            tooltip="Measure index types and compressions on the live table: recall@10 vs exact, bytes, latency",
+            id="index-plan",
+        ),
+        Binding(
             "c",
             "cancel_build",
             "Cancel",
-            tooltip="Stop the running build (asks first; it resumes later)",
+            tooltip="Stop the running build (it resumes later) or plan (asks first)",
             id="index-cancel",
         ),
         Binding(
@@ -167,19 +184,23 @@ class IndexScreen(Screen[None]):
     IndexTable { height: 1fr; }
     """
     tables: reactive[list[dict[str, Any]]] = reactive(list, bindings=True, always_update=True)
+    plan: reactive[dict[str, Any] | None] = reactive(None, init=False, always_update=True)
 
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
         self.job = Job(self, session.project.root, JOB, succeeded=self._built, cancelled_note=lambda: CANCELLED)
+        root = session.project.root
+        self.plan_job = Job(self, root, PLAN_JOB, succeeded=self._planned, cancelled_note=lambda: PLAN_CANCELLED)
         self._shown = False  # the first listing is drawn even when empty
         self._banner_live: str | None = None  # the live table the notice speaks of, if it speaks of one
 
     def compose(self) -> ComposeResult:
         yield Label("Index · loading…", id="index-title", markup=False)
         yield Notice(id="index-message")
-        yield RateLine(id="index-progress", stage_id="index-stage", stages=BUILD_STAGES)
+        yield IndexLine(id="index-progress", stage_id="index-stage", stages=BUILD_STAGES)
         yield IndexTable(id="index-table")
+        yield PlanPanel(id="index-plan")
         yield KeyFooter()
 
     def on_mount(self) -> None:
@@ -191,14 +212,17 @@ class IndexScreen(Screen[None]):
         if not self.job.running:  # this screen's own build reports through its progress bar
             self.action_refresh()
 
+    def _active_job(self) -> Job | None:
+        return next((job for job in (self.job, self.plan_job) if job.running), None)
+
     # --- the list ---------------------------------------------------------------------------------------
 
     def action_refresh(self) -> None:
         self._load()
 
     @work(thread=True, exclusive=True, group="index-load", exit_on_error=False)
-    def _load(self) -> list[dict[str, Any]]:
-        return self.session.call(list_indexes)
+    def _load(self) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        return self.session.call(list_indexes), self.session.call(plan_view)
 
     def watch_tables(self, rows: list[dict[str, Any]]) -> None:
         self.query_one(IndexTable).show(rows)
@@ -211,6 +235,10 @@ class IndexScreen(Screen[None]):
             else ("Index · no live index")
         )
         self.query_one("#index-title", Label).update(f"{title} · {len(rows)} table(s)")
+        self.query_one(PlanPanel).show(self.plan, live["table"] if live else None)  # "not the live table now"
+
+    def watch_plan(self, view: dict[str, Any] | None) -> None:
+        self.query_one(PlanPanel).show(view, self._live_table())
 
     def _say(self, text: str, kind: str = "", live: str | None = None) -> None:
         """A message about the live index `live`: cleared once another table goes live (a rollback, a switch
@@ -229,7 +257,7 @@ class IndexScreen(Screen[None]):
     # --- building ---------------------------------------------------------------------------------------
 
     def action_build(self) -> None:
-        if not self.job.running:
+        if self._active_job() is None:
             self._suggest()
 
     @work(thread=True, exclusive=True, group="index-suggest", exit_on_error=False)
@@ -237,23 +265,24 @@ class IndexScreen(Screen[None]):
         return self.session.call(suggested_model)
 
     def _start(self, model: str | None) -> None:
-        if model:
+        if model and self._active_job() is None:
+            self.query_one(IndexLine).expect(BUILD_STAGES)
             self.job.start(build, model)
 
     def on_job_progress(self, message: JobProgress) -> None:
-        self.job.show(message)
+        (self._active_job() or self.job).show(message)
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
         group, state, worker = event.worker.group, event.state, event.worker
-        if self.job.finished(event):
+        if self.job.finished(event) or self.plan_job.finished(event):
             self.action_refresh()
             return
         if state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
             return
         if group == "index-load":
             if state == WorkerState.SUCCESS:
-                self._listed(worker.result)
+                self._listed(*worker.result)
             elif state == WorkerState.ERROR:
                 self._say(f"Could not read the tables: {worker.error}", "-error")
         elif group == "index-suggest" and state == WorkerState.SUCCESS:
@@ -265,7 +294,9 @@ class IndexScreen(Screen[None]):
                 self._say(f"Not switched: {worker.error}", "-error", self._live_table())
             self.action_refresh()
 
-    def _listed(self, rows: list[dict[str, Any]]) -> None:
+    def _listed(self, rows: list[dict[str, Any]], plan: dict[str, Any] | None) -> None:
+        if plan != self.plan:  # a plan measured elsewhere (`embtune index plan`) shows up too
+            self.plan = plan
         if rows != self.tables or not self._shown:  # the follow timer re-reads often; redraw only on change
             self.tables, self._shown = rows, True
         if not rows and not self.job.running:
@@ -283,7 +314,21 @@ class IndexScreen(Screen[None]):
         )
 
     def action_cancel_build(self) -> None:
-        self.job.ask_cancel()
+        job = self._active_job()
+        if job is not None:
+            job.ask_cancel()
+
+    # --- the plan ---------------------------------------------------------------------------------------
+
+    def action_plan(self) -> None:
+        if self._active_job() is None and self._live_table() is not None:
+            self.query_one(IndexLine).expect(PLAN_STAGES)
+            self.plan_job.start(plan_job)
+
+    def _planned(self, view: dict[str, Any] | None) -> None:
+        self.plan = view
+        if view is not None:  # the panel shows the figures; the toast says the plan is new
+            self.notify(view["verdict"], title=f"Plan measured (run {view['run_id']})", markup=False)
 
     # --- switching --------------------------------------------------------------------------------------
 
@@ -331,9 +376,11 @@ class IndexScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "build":
-            return None if self.job.running else True
+            return None if self._active_job() else True
+        if action == "plan":
+            return True if self._active_job() is None and self._live_table() is not None else None
         if action == "cancel_build":
-            return True if self.job.running else None
+            return True if self._active_job() else None
         if action == "make_live":
             return True if any(r["status"] == "ready" and not r["live"] for r in self.tables) else None
         if action == "rollback":
@@ -341,4 +388,4 @@ class IndexScreen(Screen[None]):
         return True
 
     def action_back(self) -> None:
-        self.job.back()
+        (self._active_job() or self.job).back()

@@ -16,6 +16,7 @@ Recipes (see engine/train/recipe.py for the reasons and references):
   topic      plain, with topic-aware batches (TAS-B): each batch drawn from one cluster of base query vectors
   gte_topic  both
   lr5        plain at lr 5e-5 (and the combinations named gte_topic_lr5, gte_topic_b16 [batch 16], ...)
+  *_hard     with hardness-weighted in-batch negatives (Lan et al. 2025, strength 9): gte_topic_b16_hard is the default
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     "gte_topic_lr5": {"directions": "gte", "batches": "topic", "lr": 5e-5},
     "gte_topic_b16": {"directions": "gte", "batches": "topic", "batch_size": 16},
     "gte_topic_b16_lr5": {"directions": "gte", "batches": "topic", "batch_size": 16, "lr": 5e-5},
+    # hardness-weighted in-batch negatives (Lan et al. 2025, alpha 9; MNRL hardness_mode in sentence-transformers 6)
+    "gte_topic_b16_hard": {"directions": "gte", "batches": "topic", "batch_size": 16, "hardness": 9.0},
+    "gte_b16_hard": {"directions": "gte", "batch_size": 16, "hardness": 9.0},
 }
 
 
@@ -117,7 +121,7 @@ def train(recipe: dict[str, Any], data: dict[str, Any], base_path: str, out: Pat
         logging_strategy="no",
         dataloader_pin_memory=False,
     )
-    loss = make_loss_for(model, recipe.get("directions", "query_to_doc"))
+    loss = make_loss_for(model, recipe.get("directions", "query_to_doc"), recipe.get("hardness", 0.0))
     dataset = Dataset.from_dict({"anchor": queries, "positive": positives})
     SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss).train()
     return model, round(time.perf_counter() - started, 1)

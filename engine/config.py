@@ -532,6 +532,8 @@ def _check_training(training: TrainSettings, fail: typing.Callable[[str, str], N
         fail("training.in_batch", f"must be one of {', '.join(IN_BATCH)}, got {training.in_batch!r}")
     if training.batches not in BATCHES:
         fail("training.batches", f"must be one of {', '.join(BATCHES)}, got {training.batches!r}")
+    if not 0 <= training.hardness <= 50:
+        fail("training.hardness", f"must be a number from 0 (off) to 50, got {training.hardness}")
     try:
         parse_watch(training.watch)
     except ValueError as e:

@@ -27,11 +27,22 @@ GTE_DIRECTIONS = ("query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc"
 DIRECTIONS = {"query_to_doc": ("query_to_doc",), "gte": GTE_DIRECTIONS}
 
 
-def make_loss_for(model: Any, directions: str, **kwargs: Any) -> Any:
-    """MNRL with the named in-batch terms ("query_to_doc": the plain loss; "gte": all four, one joint softmax)."""
+def make_loss_for(model: Any, directions: str, hardness: float = 0.0, **kwargs: Any) -> Any:
+    """MNRL with the named in-batch terms ("query_to_doc": the plain loss; "gte": all four, one joint softmax) and
+    hardness-weighted in-batch negatives when `hardness` > 0."""
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    return MultipleNegativesRankingLoss(model, directions=DIRECTIONS[directions], partition_mode="joint", **kwargs)
+    return MultipleNegativesRankingLoss(
+        model, directions=DIRECTIONS[directions], partition_mode="joint", **hardness_args(hardness), **kwargs
+    )
+
+
+def hardness_args(hardness: float) -> dict[str, Any]:
+    """MNRL's keyword arguments for hardness weighting (Lan et al. 2025): on the in-batch negatives only, so a mined
+    negative column (already hard) is not weighted twice."""
+    if hardness <= 0:
+        return {}
+    return {"hardness_mode": "in_batch_negatives", "hardness_strength": float(hardness)}
 
 
 def spherical_kmeans(vectors: np.ndarray, k: int, seed: int, iterations: int = 10) -> np.ndarray:

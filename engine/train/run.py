@@ -70,6 +70,8 @@ def _check(s: TrainSettings) -> None:
         raise TrainingError(f"training.in_batch must be one of {', '.join(IN_BATCH)}, got {s.in_batch!r}")
     if s.batches not in BATCHES:
         raise TrainingError(f"training.batches must be one of {', '.join(BATCHES)}, got {s.batches!r}")
+    if not 0.0 <= s.hardness <= 50.0:
+        raise TrainingError(f"training.hardness must be between 0 and 50, got {s.hardness}")
     try:
         parse_watch(s.watch)
     except ValueError as e:
@@ -129,6 +131,7 @@ def plan(project: Project, s: TrainSettings, data: TrainData | None = None) -> d
         "loss": s.loss,
         "in_batch": s.in_batch,
         "batches": s.batches,
+        "hardness": s.hardness,
         "hard_negatives": bool(data.negatives),
         "watch": watch_plan(s, data),
         "recipe": recipe_reasons(s, data, _auto_batch(project, s)),
@@ -171,6 +174,8 @@ def recipe_reasons(s: TrainSettings, data: TrainData, auto_batch_rows: int | Non
         lines.append("loss terms: query→passage, passage→query, query→query, passage→passage (GTE)")
     if s.batches == "topic" and data.rows >= 2 * s.batch_size:
         lines.append("topic-aware batches: each batch from one cluster of similar queries (TAS-B)")
+    if s.hardness > 0:
+        lines.append(f"hardness-weighted in-batch negatives, strength {s.hardness:g} (Lan et al. 2025)")
     if data.negatives:
         lines.append("a mined hard negative per row (each step costs ~1.8x)")
     return lines
@@ -342,7 +347,8 @@ def _train(project: Project, run_id: int, config: dict[str, Any], reporter: Any,
     from engine.train.trainer import build_trainer, record
     from engine.train.watch import WatchBudget
 
-    s = TrainSettings(**config["settings"])
+    # a run stored before training.hardness existed trained (and resumes) without it
+    s = TrainSettings(**{"hardness": 0.0, **config["settings"]})
     cancelled = lambda: store.cancel_requested(project.db, run_id)  # noqa: E731
     reporter.event("phase", {"phase": "preparing data"}, now=True)
     data = load_data(project, s)

@@ -54,6 +54,10 @@ class TrainSettings:
     # topic: each batch drawn from a cluster of similar queries (TAS-B), so in-batch negatives are hard;
     # random: the no-duplicates sampler's random batches.
     batches: str = "topic"
+    # Hardness-weighted in-batch negatives (Lan et al. 2025, "LLaVE", eq. 5; MNRL's hardness_mode): each in-batch
+    # negative's logit gains hardness * stop_grad(cosine), so the negatives the model confuses weigh more in the
+    # softmax. Free per step; 9 is the paper's alpha. 0 turns it off.
+    hardness: float = 9.0
     # Evaluations that only watch (held-out test/gate queries; they never choose a checkpoint): auto = as many as
     # fit in 10% of the training time (measured as the run goes), off, or "every N" steps.
     watch: str = "auto"

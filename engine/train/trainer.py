@@ -38,7 +38,7 @@ def make_loss(model: Any, s: TrainSettings) -> Any:
     """The configured loss with the recipe's in-batch terms (engine.train.recipe: GTE's bidirectional loss)."""
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss, MatryoshkaLoss
 
-    from engine.train.recipe import DIRECTIONS, make_loss_for
+    from engine.train.recipe import DIRECTIONS, hardness_args, make_loss_for
 
     # under torchrun/accelerate every GPU's batch joins the in-batch negatives (else each sees only its share)
     gather = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -49,8 +49,9 @@ def make_loss(model: Any, s: TrainSettings) -> Any:
             directions=DIRECTIONS[s.in_batch],
             partition_mode="joint",
             gather_across_devices=gather,
+            **hardness_args(s.hardness),
         )
-    inner = make_loss_for(model, s.in_batch, gather_across_devices=gather)
+    inner = make_loss_for(model, s.in_batch, s.hardness, gather_across_devices=gather)
     if s.loss == "matryoshka":
         full = int(model.get_embedding_dimension())
         dims = s.matryoshka_dims or [d for d in (full, full // 2, full // 4, full // 8) if d >= 8]

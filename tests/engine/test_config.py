@@ -41,6 +41,7 @@ def test_dumped_defaults_load_back_equal(tmp_path: Path) -> None:
         ("gate:\n  stop_recall: 1.5\n", r"project\.yaml:2: 'gate\.stop_recall' must be between 0 and 1"),
         ("gate:\n  finetune_recall: 0.9\n", r"'gate\.finetune_recall' \(0\.9\) must not exceed gate\.stop_recall"),
         ("training:\n  loss: triplet\n", r"project\.yaml:2: 'training\.loss' must be one of mnrl"),
+        ("training:\n  hardness: -1\n", r"project\.yaml:2: 'training\.hardness' must be a number from 0"),
         ("chunking:\n  default: nope\n", r"project\.yaml:2: 'chunking\.default' names no strategy"),
         (
             "chunking:\n  strategies:\n    bad: {kind: fixed_tokens, size: 10, overlap: 10}\n",

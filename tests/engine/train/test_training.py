@@ -185,6 +185,15 @@ def test_loss_options_and_precision(tiny_embedder_path: Path) -> None:
         "matryoshka": "MatryoshkaLoss",
     }
     assert list(make_loss(model, TrainSettings(loss="matryoshka")).matryoshka_dims) == [64, 32, 16, 8]
+    # hardness weighting (default 9) on the in-batch negatives of every loss; 0 turns it off
+    for loss in ("mnrl", "cached_mnrl"):
+        weighted, plain = (
+            make_loss(model, TrainSettings(loss=loss)),
+            make_loss(model, TrainSettings(loss=loss, hardness=0)),
+        )
+        assert (weighted.hardness_mode, weighted.hardness_strength) == ("in_batch_negatives", 9.0)
+        assert plain.hardness_mode is None
+    assert make_loss(model, TrainSettings(loss="matryoshka")).loss.hardness_mode == "in_batch_negatives"
     assert resolve_precision("auto", "cpu") == "fp32"
     assert resolve_precision("bf16", "cpu") == "bf16"
 
@@ -320,6 +329,8 @@ def test_dry_run_names_the_recipe_and_starts_nothing(tmp_path: Path, tiny_embedd
     assert summary["watch"]["text"] == "every 3 steps"
     assert summary["eval_steps"] == 3
     assert any("TAS-B" in line for line in summary["recipe"])
+    assert summary["hardness"] == 9.0
+    assert any("hardness-weighted" in line for line in summary["recipe"])
     code, out = cli("runs", root, "--json")
     assert json.loads(out) == {"runs": []}  # nothing was queued
     code, out = cli("train", root, "--dry-run", "--watch", "sometimes")

@@ -1,7 +1,8 @@
 """Turn input files into an ImportBatch: documents, chunks, queries, pairs and negatives, fully validated.
 
-Parsing never touches the database, so a bad file is reported before anything is written; the store then
-writes the whole batch in one transaction (engine.store.imports).
+Parsing never writes project.db, so a bad file is reported before anything is written; the store then writes
+the whole import in one transaction (engine.store.imports). A BEIR corpus, which may hold millions of passages,
+streams into the import's staging tables (engine.store.staging) instead of an ImportBatch.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from engine.ingest.chunking import chunk_text, spec_from_dict
 from engine.ingest.readers import (
+    MAX_PROBLEMS,
     Problems,
     read_csv,
     read_jsonl,
@@ -26,6 +28,7 @@ from engine.ingest.readers import (
 )
 from engine.store.import_batch import ImportBatch
 from engine.store.schema import SOURCE_STRATEGY, SPLITS, text_hash
+from engine.store.staging import Staging
 
 DOC_SUFFIXES = (".txt", ".md", ".markdown")
 # Past this many "unknown document/query" lines in one qrels file the rest say nothing new: count them instead.
@@ -48,10 +51,9 @@ def source_chunk_text(title: str, body: str) -> str:
 # --- BEIR -------------------------------------------------------------------------------------------------
 
 
-def parse_beir(folder: Path, *, max_chars: int) -> ImportBatch:
-    """corpus.jsonl + queries.jsonl + qrels/<split>.tsv; the qrels file name is the split."""
-    problems = Problems()
-    batch = ImportBatch("beir", folder)
+def parse_beir(folder: Path, staging: Staging, problems: Problems, *, max_chars: int) -> list[str]:
+    """corpus.jsonl + queries.jsonl + qrels/<split>.tsv (the qrels file name is the split), staged as they stream:
+    memory stays bounded by a batch and the queries file, whatever the corpus's size. Returns the notes."""
     for name in ("corpus.jsonl", "queries.jsonl"):
         if not (folder / name).is_file():
             problems.add(folder / name, 0, None, "missing (a BEIR folder holds corpus.jsonl, queries.jsonl, qrels/)")
@@ -61,36 +63,34 @@ def parse_beir(folder: Path, *, max_chars: int) -> ImportBatch:
     problems.raise_if_any()
     source = folder.name
     before = len(problems.items)
-    _beir_corpus(folder / "corpus.jsonl", batch, problems, source, max_chars)
+    _beir_corpus(folder / "corpus.jsonl", staging, problems, source, max_chars)
     query_texts = _beir_queries(folder / "queries.jsonl", problems, max_chars)
     # With a broken corpus or queries file every qrels line would name an "unknown" id: report the cause only.
     check_refs = len(problems.items) == before
+    judged: dict[str, str] = {}  # query id -> split, of the queries staged
     for qrels in qrel_files:
-        _beir_qrels(qrels, batch, query_texts, problems, source, check_refs=check_refs)
+        _beir_qrels(qrels, staging, query_texts, judged, problems, source, check_refs=check_refs)
     problems.raise_if_any()
-    unjudged = len(set(query_texts) - set(batch.queries))
-    if unjudged:
-        batch.notes.append(f"{unjudged} queries in queries.jsonl have no judgments in qrels/ and were skipped")
-    return batch
+    unjudged = len(query_texts.keys() - judged.keys())
+    return [f"{unjudged} queries in queries.jsonl have no judgments in qrels/ and were skipped"] if unjudged else []
 
 
-def _beir_corpus(path: Path, batch: ImportBatch, problems: Problems, source: str, max_chars: int) -> None:
-    first_line: dict[str, int] = {}
+def _beir_corpus(path: Path, staging: Staging, problems: Problems, source: str, max_chars: int) -> None:
     for line, obj in read_jsonl(path, problems):
         doc_id = string_field(obj, "_id", path, line, problems, number_ok=True)
         body = string_field(obj, "text", path, line, problems)
         title = string_field(obj, "title", path, line, problems, required=False) or ""
         if doc_id is None or body is None:
             continue
-        if doc_id in first_line:
-            problems.add(path, line, "_id", f"duplicate id '{doc_id}' (first on line {first_line[doc_id]})")
-            continue
-        first_line[doc_id] = line
         passage = source_chunk_text(title, body)
         if not within_limit(passage, max_chars, path, line, "text", problems):
             continue
-        batch.add_document(doc_id, title, body, source, (path, line))
-        batch.add_chunk(doc_id, SOURCE_STRATEGY, 0, passage)
+        staging.add_document(doc_id, title, body, source, (path, line))
+        staging.add_chunk(doc_id, SOURCE_STRATEGY, 0, passage, line)
+    # Repeated ids are found in the staged rows (indexed), not in a Python set of every id in the file.
+    staging.index_ids("documents")
+    for doc_id, line, first in staging.duplicates("documents", MAX_PROBLEMS):
+        problems.add(path, line, "_id", f"duplicate id '{doc_id}' (first on line {first})")
 
 
 def _beir_queries(path: Path, problems: Problems, max_chars: int) -> dict[str, tuple[str, int]]:
@@ -109,8 +109,9 @@ def _beir_queries(path: Path, problems: Problems, max_chars: int) -> dict[str, t
 
 def _beir_qrels(
     path: Path,
-    batch: ImportBatch,
+    staging: Staging,
     query_texts: dict[str, tuple[str, int]],
+    judged: dict[str, str],
     problems: Problems,
     source: str,
     *,
@@ -127,15 +128,17 @@ def _beir_qrels(
         score = _score(score_text, path, line, problems)
         if score is None or score <= 0 or not check_refs:
             continue  # 0 (or below): BEIR's mark for a judged-irrelevant document
-        problem = _qrels_ref_problem(query_id, doc_id, split, batch, query_texts)
+        problem = _qrels_ref_problem(query_id, doc_id, split, staging, query_texts, judged)
         if problem:
             unknown += 1
             if unknown <= MAX_UNKNOWN_REFS:
                 problems.add(path, line, *problem)
             continue
-        text, query_line = query_texts[query_id]
-        batch.add_query(query_id, text, split, source, (path.parent.parent / "queries.jsonl", query_line))
-        batch.add_pair(query_id, doc_id, split, f"{source}/qrels", score)
+        if query_id not in judged:
+            text, query_line = query_texts[query_id]
+            staging.add_query(query_id, text, split, source, (path.parent.parent / "queries.jsonl", query_line))
+            judged[query_id] = split
+        staging.add_pair(query_id, doc_id, split, f"{source}/qrels", score, line)
     if unknown > MAX_UNKNOWN_REFS:
         more = unknown - MAX_UNKNOWN_REFS
         problems.add(path, 0, None, f"... and {more:,} more lines naming unknown queries or documents")
@@ -155,16 +158,21 @@ def _score(text: str, path: Path, line: int, problems: Problems) -> float | None
 
 
 def _qrels_ref_problem(
-    query_id: str, doc_id: str, split: str, batch: ImportBatch, query_texts: dict[str, tuple[str, int]]
+    query_id: str,
+    doc_id: str,
+    split: str,
+    staging: Staging,
+    query_texts: dict[str, tuple[str, int]],
+    judged: dict[str, str],
 ) -> tuple[str, str] | None:
     """(field, message) when a judgment names an unknown query or document or moves a query between splits."""
     if query_id not in query_texts:
         return "query-id", f"unknown query '{query_id}' (not in queries.jsonl)"
-    if doc_id not in batch.documents:
+    if not staging.has("documents", doc_id):
         return "corpus-id", f"unknown document '{doc_id}' (not in corpus.jsonl)"
-    known = batch.queries.get(query_id)
-    if known and known["split"] != split:
-        return "query-id", f"query '{query_id}' is already in split '{known['split']}'"
+    known = judged.get(query_id)
+    if known and known != split:
+        return "query-id", f"query '{query_id}' is already in split '{known}'"
     return None
 
 

@@ -1,7 +1,10 @@
-"""Import entry points shared by the CLI, the TUI and `init --from`: parse, then write in one transaction."""
+"""Import entry points shared by the CLI, the TUI and `init --from`: parse (a BEIR corpus as it streams), then
+write in one short transaction."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +13,8 @@ from engine.ingest.batch import file_sha256, parse_beir, parse_docs, parse_pairs
 from engine.ingest.readers import InputError, Problem, Problems
 from engine.project import Project
 from engine.store.import_batch import ImportBatch
-from engine.store.imports import Progress, is_disk_full, write_batch
+from engine.store.imports import Progress, is_disk_full, write_batch, write_streamed
+from engine.store.staging import Staging
 
 SOURCE_KINDS = ("beir", "pairs", "docs", "queries")
 
@@ -23,8 +27,16 @@ def import_beir(
     project: Project, folder: Path, progress: Progress | None = None, *, strict: bool = False
 ) -> dict[str, Any]:
     folder = _existing(folder, want_dir=True)
-    batch = parse_beir(folder, max_chars=_max_chars(project))
-    return _write(project, batch, _folder_sha(folder), progress, strict)
+    problems = Problems()
+
+    def fill(staging: Staging) -> list[str]:
+        return parse_beir(folder, staging, problems, max_chars=_max_chars(project))
+
+    origins = {"documents": folder / "corpus.jsonl", "queries": folder / "queries.jsonl"}
+    with _disk_full_is_named(folder, project):
+        result = write_streamed(project.db, "beir", folder, _folder_sha(folder), fill, origins, problems, progress)
+    # A BEIR folder has no optional files to skip, so --strict has nothing to refuse.
+    return {"kind": "beir", "path": str(folder), **result, "skipped_count": 0, "skipped": []}
 
 
 def import_pairs(
@@ -113,16 +125,8 @@ def _write(
 ) -> dict[str, Any]:
     if strict and batch.skipped:
         raise InputError([_strict_problem(skip) for skip in batch.skipped])
-    try:
+    with _disk_full_is_named(batch.path, project):
         result = write_batch(project.db, batch, sha, Problems(), progress)
-    except Exception as e:
-        if not is_disk_full(e):
-            raise
-        # SQLite has already rolled the transaction back; the store is as it was before the import.
-        raise DiskFullError(
-            f"disk full while importing {batch.path} ({project.root / 'project.db'}: database or disk is full); "
-            "nothing was imported. Free some space and run the import again."
-        ) from None
     return {
         "kind": batch.kind,
         "path": str(batch.path),
@@ -130,6 +134,20 @@ def _write(
         "skipped_count": len(batch.skipped),
         "skipped": batch.skipped,
     }
+
+
+@contextlib.contextmanager
+def _disk_full_is_named(path: Path, project: Project) -> Iterator[None]:
+    try:
+        yield
+    except Exception as e:
+        if not is_disk_full(e):
+            raise
+        # SQLite has already rolled the transaction back; the store is as it was before the import.
+        raise DiskFullError(
+            f"disk full while importing {path} ({project.root / 'project.db'}: database or disk is full); "
+            "nothing was imported. Free some space and run the import again."
+        ) from None
 
 
 def skipped_lines(skipped: list[dict[str, Any]], show: int = 10) -> list[str]:

@@ -53,25 +53,25 @@ class Problems:
             raise InputError(self.items)
 
 
-def _file_bytes(path: Path, problems: Problems) -> bytes | None:
-    """The file's bytes without a BOM (a BOM is a problem, then skipped); None when it cannot be read."""
+def _raw_lines(path: Path, problems: Problems) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes without the newline), read as the file streams (a 1M-row corpus is never held whole);
+    a BOM is a problem, then skipped. An unreadable file is one problem and no lines."""
     try:
-        data = path.read_bytes()
+        handle = path.open("rb")
     except OSError as e:
         problems.add(path, 0, None, f"cannot read: {e.strerror}")
-        return None
-    if data.startswith(BOM):
-        problems.add(path, 1, None, "starts with a UTF-8 byte-order mark (BOM); save it as UTF-8 without BOM")
-        data = data[len(BOM) :]
-    return data
+        return
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(BOM):
+                problems.add(path, 1, None, "starts with a UTF-8 byte-order mark (BOM); save it as UTF-8 without BOM")
+                raw = raw[len(BOM) :]
+            yield number, raw[:-1] if raw.endswith(b"\n") else raw
 
 
 def text_lines(path: Path, problems: Problems) -> Iterator[tuple[int, str]]:
     """Yield (line number, decoded line) for non-blank lines; bad UTF-8 and a BOM become problems."""
-    data = _file_bytes(path, problems)
-    if data is None:
-        return
-    for number, raw in enumerate(data.split(b"\n"), start=1):
+    for number, raw in _raw_lines(path, problems):
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -310,13 +310,7 @@ def _csv_rows(path: Path, problems: Problems) -> Iterator[tuple[int, list[str]]]
 def _csv_lines(path: Path, problems: Problems) -> Iterator[str]:
     """Every line with its newline (the csv module needs them inside quoted cells); bad UTF-8 becomes a problem
     and an empty line, so line numbers stay exact."""
-    data = _file_bytes(path, problems)
-    if data is None:
-        return
-    raw_lines = data.split(b"\n")
-    if raw_lines and raw_lines[-1] == b"":
-        raw_lines.pop()
-    for number, raw in enumerate(raw_lines, start=1):
+    for number, raw in _raw_lines(path, problems):
         try:
             yield raw.decode("utf-8") + "\n"
         except UnicodeDecodeError as e:

@@ -1,20 +1,19 @@
-"""Write an ImportBatch in one transaction: all of it, or (on any conflict) none of it."""
+"""Write an import in one transaction: all of it, or (on any conflict) none of it."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
 from engine.store._sqlite_utils import Database
 from engine.store.db import write
 from engine.store.import_batch import ImportBatch
+from engine.store.staging import STAGED, Progress, Staging
 
-Progress = Callable[[str, int, int], None]
-BATCH = 2000
+__all__ = ["Progress", "is_disk_full", "write_batch", "write_streamed"]
 
 
 class Problems(Protocol):
@@ -35,18 +34,63 @@ def write_batch(
     id in the batch already exists with different content, or a judgment names an unknown document.
 
     The write lock is held only for the last step: checks read the store and the rows are staged in temporary
-    tables (this connection's temp file) without it, then one short transaction copies them in (all or nothing),
+    tables (engine.store.staging) without it, then one short transaction copies them in (all or nothing),
     so a big import never starves a training job's heartbeat and metrics for minutes.
     """
-    report = progress or (lambda stage, done, total: None)
     _validate(db, batch, problems)
-    with _staged(db, batch, report) as columns, write(db, owner=f"import of {batch.path}"):
-        if _conflicts_appeared(db):  # another import got in between the checks and the lock
+    with Staging(db, progress) as staging:
+        for table in STAGED:
+            rows = _batch_rows(batch, table)
+            staging.add_all(table, rows, len(rows))
+
+        def recheck() -> None:
             _check_conflicts(db, batch, problems)
             problems.raise_if_any()
+
+        added = commit(db, staging, batch.kind, batch.path, file_sha, recheck)
+    return {"added": added, "in_file": batch.counts(), "notes": batch.notes}
+
+
+def write_streamed(
+    db: Database,
+    kind: str,
+    path: Path,
+    file_sha: str,
+    fill: Callable[[Staging], list[str]],
+    origins: dict[str, Path],
+    problems: Problems,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Like write_batch, for an input read as it streams: `fill` parses it into the staging tables a batch at a
+    time (raising through `problems` on bad input) and returns its notes; `origins` names the file each table's
+    staged lines come from, for conflicts with the store. Memory stays bounded whatever the input's size."""
+    with Staging(db, progress) as staging:
+        notes = fill(staging)
+        staging.conflicts(problems, origins)
+        problems.raise_if_any()
+        in_file = staging.counts()
+
+        def recheck() -> None:
+            staging.conflicts(problems, origins)
+            problems.raise_if_any()
+
+        added = commit(db, staging, kind, path, file_sha, recheck)
+    return {"added": added, "in_file": in_file, "notes": notes}
+
+
+def commit(
+    db: Database, staging: Staging, kind: str, path: Path, file_sha: str, recheck: Callable[[], None]
+) -> dict[str, int]:
+    """Copy the staged rows in under the write lock, in one transaction; `recheck` raises (rolling it back) when a
+    conflicting row was written by another import between the checks and the lock."""
+    staging.sort()
+    report = staging.report
+    with write(db, owner=f"import of {path}"):
+        if staging.conflicts_appeared():
+            recheck()
         report("commit", 0, 1)
-        import_id = _record_import(db, batch, file_sha)
-        added = {table: _copy_staged(db, table, columns[table], import_id) for table in STAGED}
+        import_id = _record_import(db, kind, path, file_sha)
+        added = {table: staging.copy(table, import_id) for table in STAGED}
         del added["texts"]
         if not any(added.values()):
             # Nothing new: drop the import record too, so a re-import leaves the store byte-for-byte as it was.
@@ -54,12 +98,7 @@ def write_batch(
         else:
             db.execute("UPDATE imports SET counts_json = ? WHERE id = ?", [json.dumps(added), import_id])
         report("commit", 1, 1)
-    return {"added": added, "in_file": batch.counts(), "notes": batch.notes}
-
-
-# In foreign-key order; documents and queries get the import's id when copied in.
-STAGED = ("texts", "documents", "chunks", "queries", "pairs", "negatives")
-_WITH_IMPORT_ID = ("documents", "queries")
+    return added
 
 
 def _validate(db: Database, batch: ImportBatch, problems: Problems) -> None:
@@ -75,78 +114,9 @@ def _batch_rows(batch: ImportBatch, table: str) -> list[dict[str, Any]]:
     return list(getattr(batch, table).values())
 
 
-@contextlib.contextmanager
-def _staged(db: Database, batch: ImportBatch, report: Progress) -> Iterator[dict[str, list[str]]]:
-    """The batch's rows in temp.stage_<table> (written without any lock on project.db), and the columns each
-    holds; the temp tables are dropped afterwards."""
-    try:
-        db.execute("SAVEPOINT stage")  # one temp-file transaction, not one per row
-        try:
-            columns = {table: _stage(db, table, _batch_rows(batch, table), report) for table in STAGED}
-        except BaseException:
-            db.execute("ROLLBACK TO stage")
-            db.execute("RELEASE stage")
-            raise
-        db.execute("RELEASE stage")
-        yield columns
-    finally:
-        for table in STAGED:
-            db.execute(f"DROP TABLE IF EXISTS temp.stage_{table}")
-
-
-def _stage(db: Database, table: str, rows: list[dict[str, Any]], report: Progress) -> list[str]:
-    # Every column any row has (as sqlite-utils' insert_all does): a row without one inserts NULL there.
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    db.execute(f"CREATE TEMP TABLE stage_{table} AS SELECT * FROM main.{table} WHERE 0")
-    names, marks = ", ".join(_quote(c) for c in columns), ", ".join("?" * len(columns))
-    for start in range(0, len(rows), BATCH):
-        part = rows[start : start + BATCH]
-        db.conn.executemany(
-            f"INSERT INTO temp.stage_{table} ({names}) VALUES ({marks})",
-            ([_value(row.get(c)) for c in columns] for row in part),
-        )
-        report(table, start + len(part), len(rows))
-    return columns
-
-
-def _copy_staged(db: Database, table: str, columns: list[str], import_id: int) -> int:
-    """INSERT OR IGNORE: rows already present (identical, checked above) stay as they are. Returns rows added."""
-    if not columns:
-        return 0
-    names = ", ".join(_quote(c) for c in columns)
-    if table in _WITH_IMPORT_ID:
-        cursor = db.execute(
-            f"INSERT OR IGNORE INTO main.{table} ({names}, import_id) SELECT {names}, ? FROM temp.stage_{table}",
-            [import_id],
-        )
-    else:
-        cursor = db.execute(f"INSERT OR IGNORE INTO main.{table} ({names}) SELECT {names} FROM temp.stage_{table}")
-    return max(cursor.rowcount, 0)
-
-
-def _conflicts_appeared(db: Database) -> bool:
-    """Staged documents or queries that meanwhile exist with other content (one indexed join each)."""
-    row = db.execute(
-        "SELECT EXISTS (SELECT 1 FROM temp.stage_documents s JOIN main.documents d ON d.id = s.id "
-        "WHERE d.text_hash != s.text_hash) OR EXISTS (SELECT 1 FROM temp.stage_queries s "
-        "JOIN main.queries q ON q.id = s.id WHERE q.text != s.text OR q.split != s.split)"
-    ).fetchone()
-    return bool(row[0])
-
-
-def _quote(column: str) -> str:
-    return '"' + column.replace('"', '""') + '"'
-
-
-def _value(value: Any) -> Any:
-    """As sqlite-utils stores them: dicts and lists as JSON text."""
-    return json.dumps(value) if isinstance(value, (dict, list)) else value
-
-
-def _record_import(db: Database, batch: ImportBatch, file_sha: str) -> int:
+def _record_import(db: Database, kind: str, path: Path, file_sha: str) -> int:
     cursor = db.execute(
-        "INSERT INTO imports (kind, path, sha256, counts_json) VALUES (?, ?, ?, '{}')",
-        [batch.kind, str(batch.path), file_sha],
+        "INSERT INTO imports (kind, path, sha256, counts_json) VALUES (?, ?, ?, '{}')", [kind, str(path), file_sha]
     )
     return int(cursor.lastrowid)
 

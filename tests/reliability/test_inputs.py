@@ -63,12 +63,17 @@ def _unreadable(name: str) -> Setup:
     """Root reads every file whatever its mode (these tests run as root on CI), so refuse reads by path."""
 
     def setup(monkeypatch: pytest.MonkeyPatch, _: Path) -> None:
-        read_bytes, scandir = Path.read_bytes, os.scandir
+        read_bytes, scandir, path_open = Path.read_bytes, os.scandir, Path.open
 
         def refuse_read(path: Path) -> bytes:
             if path.name == name:
                 raise PermissionError(13, "Permission denied", str(path))
             return read_bytes(path)
+
+        def refuse_open(path: Path, *args: Any, **kwargs: Any) -> Any:  # the readers stream with Path.open
+            if path.name == name:
+                raise PermissionError(13, "Permission denied", str(path))
+            return path_open(path, *args, **kwargs)
 
         def refuse_scan(path: Any = ".") -> Any:
             if Path(path).name == name:
@@ -76,6 +81,7 @@ def _unreadable(name: str) -> Setup:
             return scandir(path)
 
         monkeypatch.setattr(Path, "read_bytes", refuse_read)
+        monkeypatch.setattr(Path, "open", refuse_open)
         monkeypatch.setattr(os, "scandir", refuse_scan)
 
     return setup

@@ -1,14 +1,16 @@
 """Re-indexing at corpus scale (#19): the whole `embtune index` pipeline against plain encode + LanceDB add.
 
-    .venv/bin/python -m bench.scale --rows 100000 [--work /tmp/scale] [--kinds ivf_flat,ivf_pq,ivf_hnsw_sq,ivf_rq]
+    .venv/bin/python -m bench.scale --rows 100000 [--work /tmp/scale] [--kinds ivf_flat,ivf_pq,…] [--ray]
 
 Synthetic chunks (clustered topics: each passage mixes words of one topic with common words; lengths log-normal,
 median ~45 words) are imported into a project, then, each in its own process so peak RSS is its own:
   pipeline: build_index (stream pages from SQLite, encode, write each batch), index.type flat;
   baseline: the same texts in memory, model.encode in the same batches, one LanceDB add per batch.
 Then every index type is built on the pipeline's table and measured against exact search (recall@10, p50/p95 ms,
-build s, bytes per vector). A tiny locally built model (tests.tinymodels, 64-d) keeps the pipeline's own cost
-visible. Figures go to stdout as one JSON object; progress to stderr.
+build s, bytes per vector). `--ray`: the same rows built again with `--engine ray` on a local Ray (the CPUs of
+this machine, Ray's startup included in its seconds) in a second project on the same corpus. A tiny locally built
+model (tests.tinymodels, 64-d) keeps the pipeline's own cost visible. Figures go to stdout as one JSON object;
+progress to stderr.
 """
 
 from __future__ import annotations
@@ -91,6 +93,37 @@ def stage_pipeline(work: Path) -> dict[str, Any]:
         "pipeline_peak_rss_mb": peak_rss_mb(),
         "table": result.table,
         "max_seq_length": result.max_seq_length,
+    }
+
+
+def stage_ray(work: Path) -> dict[str, Any]:
+    """The same rows through `--engine ray` on a local Ray (this machine's CPUs), in a second project on the same
+    corpus: the pipeline's project would copy every unchanged vector instead of encoding it."""
+    import ray
+
+    from engine.index.ray_build import build_index_ray
+    from engine.ingest.importing import import_beir
+    from engine.project import init_project, open_project
+
+    root = work / "project_ray"
+    init_project(root)
+    (root / "project.yaml").write_text((work / "project" / "project.yaml").read_text())
+    project = open_project(root)
+    import_beir(project, work / "beir")
+    started = time.perf_counter()
+    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    startup = time.perf_counter() - started
+    result = build_index_ray(project)
+    seconds = time.perf_counter() - started
+    ray.shutdown()
+    return {
+        "ray_seconds": round(seconds, 1),
+        "ray_startup_seconds": round(startup, 1),
+        "ray_rows_per_s": round(result.rows / seconds, 1),
+        "ray_embedded": result.embedded,
+        "ray_actors": result.targets["actors"],
+        "ray_driver_peak_rss_mb": peak_rss_mb(),
     }
 
 
@@ -179,6 +212,7 @@ def main() -> None:
     parser.add_argument("--table", default="")
     parser.add_argument("--max-seq-length", type=int, default=128)
     parser.add_argument("--kinds", default="ivf_flat,ivf_pq,ivf_hnsw_sq,ivf_rq")
+    parser.add_argument("--ray", action="store_true", help="also build the rows with --engine ray (local Ray)")
     args = parser.parse_args()
     if args.stage:
         stages = {
@@ -186,6 +220,7 @@ def main() -> None:
             "pipeline": lambda: stage_pipeline(args.work),
             "baseline": lambda: stage_baseline(args.work, args.max_seq_length),
             "ann": lambda: stage_ann(args.work, args.table, [k for k in args.kinds.split(",") if k]),
+            "ray": lambda: stage_ray(args.work),
         }
         print(json.dumps(stages[args.stage]()))
         return
@@ -200,6 +235,10 @@ def main() -> None:
     log("baseline")
     figures.update(child("baseline", work, "--max-seq-length", str(figures["max_seq_length"])))
     figures["pipeline_vs_baseline"] = round(figures["pipeline_seconds"] / figures["baseline_seconds"], 3)
+    if args.ray:
+        log("ray")
+        figures.update(child("ray", work))
+        figures["ray_vs_pipeline"] = round(figures["ray_seconds"] / figures["pipeline_seconds"], 3)
     log("ann")
     figures["ann"] = child("ann", work, "--table", figures["table"], "--kinds", args.kinds)
     print(json.dumps(figures, indent=1))

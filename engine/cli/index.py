@@ -36,6 +36,15 @@ def index() -> None:
 @click.option("--wait", is_flag=True, help="Build in this process and print the result (else: a detached job).")
 @click.option("--processes", type=int, help="Encode in N CPU processes (sentence-transformers' multi-process pool).")
 @click.option("--devices", metavar="LIST", help="Encode on these devices, e.g. cuda:0,cuda:1 (one process each).")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="ray: encode on Ray Data actors (pip install 'embtune[ray]'); this process still writes the table.",
+)
+@click.option("--address", metavar="URI", help="With --engine ray: the cluster, e.g. ray://head:10001 (else local).")
+@click.option("--actors", type=int, help="With --engine ray: encoding actors (default: one per GPU, else per 2 CPUs).")
 @json_option
 @handles_errors
 def index_build(
@@ -44,20 +53,33 @@ def index_build(
     wait: bool,
     processes: int | None,
     devices: str | None,
+    engine: str,
+    address: str | None,
+    actors: int | None,
     as_json: bool,
 ) -> None:
     """Embed every chunk with MODEL into a new table, then switch the live index to it."""
-    from engine.index.devices import Targets
+    from engine.index.devices import DevicesError, Targets
 
     project = open_project(directory)
     targets = Targets.parse(processes, devices)
+    if engine == "ray" and (processes is not None or devices):
+        raise DevicesError("--engine ray places encoding on the cluster's actors: drop --processes/--devices")
+    if engine == "local" and (address or actors is not None):
+        raise DevicesError("--address and --actors go with --engine ray")
     if not wait:
-        emit(as_json, *_launch_build(project, model, targets))
+        extra = {"engine": "ray", "address": address, "actors": actors} if engine == "ray" else {}
+        emit(as_json, *_launch_build(project, model, targets, extra))
         return
     with ProgressBar() as bar:
-        from engine.index.build import build_index
+        if engine == "ray":
+            from engine.index.ray_build import RayOptions, build_index_ray
 
-        result = build_index(project, model, bar, targets=targets)
+            result = build_index_ray(project, model, bar, options=RayOptions(address, actors))
+        else:
+            from engine.index.build import build_index
+
+            result = build_index(project, model, bar, targets=targets)
     ann = result.ann
     search = (
         f"approximate ({ann['note']}; recall@10 {ann['recall_at_10']:.3f} vs exact on {ann['queries']} queries)"
@@ -73,11 +95,14 @@ def index_build(
     )
 
 
-def _launch_build(project: Project, model: str, targets: Any) -> tuple[dict[str, Any], str]:
-    """Queue an index run and start its detached worker (engine.jobs): closing the terminal does not stop it."""
+def _launch_build(
+    project: Project, model: str, targets: Any, extra: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], str]:
+    """Queue an index run and start its detached worker (engine.jobs): closing the terminal does not stop it.
+    `extra`: the Ray engine's options, read back by the worker (engine.index.build.build_queued)."""
     from engine.jobs.launcher import launch, log_path, queue
 
-    run_id = queue(project, "index", {"model": model, **targets.to_json()})
+    run_id = queue(project, "index", {"model": model, **targets.to_json(), **(extra or {})})
     pid = launch(project, run_id)
     root, log = project.root, log_path(project, run_id)
     payload = {"started": True, "pid": pid, "log": str(log), "model": model, "run_id": run_id}

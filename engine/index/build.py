@@ -200,7 +200,12 @@ def build_queued(project: Project, run_id: int) -> dict[str, Any]:
         return {"status": run["status"]}  # cancelled before its worker started
     config = run["config"]
     try:
-        result = build_index(project, config["model"], queued_run=run_id, targets=Targets.from_json(config))
+        if config.get("engine") == "ray":  # `embtune index DIR --engine ray` without --wait
+            from engine.index.ray_build import build_queued_ray
+
+            result = build_queued_ray(project, run_id, config)
+        else:
+            result = build_index(project, config["model"], queued_run=run_id, targets=Targets.from_json(config))
     except InterruptedError:
         return {"status": "cancelled"}  # `embtune cancel`: recorded on the run, its table resumes next time
     return {"status": "finished", **result.to_json()}

@@ -33,7 +33,8 @@ ADDED_SINCE_RELEASE: dict[str, set[str]] = {
     "embtune import": {"strict"},  # any skipped file or row is an error (#14)
     "embtune": {"merge"},  # a subcommand: LM-Cocktail merge of base and tuned weights (#16)
     "embtune index": {"use", "plan"},  # use: any table live (#18); plan: index types and compressions measured (#19)
-    "embtune index build": {"processes", "devices"},  # encoding in N processes or on several devices (#19)
+    # encoding in N processes or on several devices; on a Ray cluster's actors (#19)
+    "embtune index build": {"processes", "devices", "engine", "address", "actors"},
 }
 # Help texts corrected on purpose since the release (their options are still compared).
 HELP_CHANGED_SINCE_RELEASE = {

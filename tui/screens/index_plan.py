@@ -84,13 +84,15 @@ class PlanTable(DataTable[Text]):
 
 
 class PlanPanel(Vertical):
-    """The headline, the options and the verdict; only the headline (how to measure one) before the first plan."""
+    """The headline, the options and the verdict; only the headline (how to measure one) before the first plan, and
+    nothing while no table is live (nothing to measure)."""
 
     DEFAULT_CSS = """
-    PlanPanel { height: auto; margin: 1 0 0 0; }
-    PlanPanel > #plan-title { padding: 0 1; color: $text-muted; }
-    PlanPanel > PlanTable { height: auto; max-height: 11; display: none; }
-    PlanPanel > #plan-verdict { padding: 0 1; text-style: bold; display: none; }
+    PlanPanel { height: auto; margin: 1 0 0 0; display: none; }
+    PlanPanel > Label { width: 100%; padding: 0 1; }
+    PlanPanel > #plan-title { color: $text-muted; }
+    PlanPanel > PlanTable { height: auto; max-height: 12; display: none; }
+    PlanPanel > #plan-verdict { text-style: bold; display: none; }
     """
 
     def compose(self) -> ComposeResult:
@@ -99,6 +101,7 @@ class PlanPanel(Vertical):
         yield Label("", id="plan-verdict", markup=False)
 
     def show(self, view: dict[str, Any] | None, live: str | None) -> None:
+        self.display = view is not None or live is not None  # no table yet: the screen's own note says build one
         self.query_one("#plan-title", Label).update(headline(view, live))
         table, verdict = self.query_one(PlanTable), self.query_one("#plan-verdict", Label)
         table.display = verdict.display = view is not None

@@ -1,0 +1,60 @@
+"""The plan as a screen reads it (engine.index.plan.plan_view): stored through store_plan, read back with the
+options marked picked / meeting min_recall, and a one-line verdict that says what the pick saves against exact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.index.plan import IndexPlan, Option, plan_view, store_plan, verdict
+from engine.project import init_project
+
+
+def option(name: str, family: str, recall: float, size: float, p50: float = 1.0) -> Option:
+    return Option(name, family, recall, size, p50, p50 * 1.5)
+
+
+def plan(options: list[Option], pick: str | None, index_pick: str | None, min_recall: float = 0.95) -> IndexPlan:
+    return IndexPlan("chunks_x_1", 1000, 64, 40, min_recall, options, pick, index_pick)
+
+
+EXACT = option("exact", "exact", 1.0, 256.0, 2.0)
+
+
+def test_verdict_names_the_pick_and_its_share_of_the_bytes() -> None:
+    chosen = plan([EXACT, option("ivf_pq", "index", 0.962, 16.0, 0.5)], "ivf_pq", "ivf_pq").to_json()
+    assert verdict(chosen) == (
+        "IVF_PQ meets recall@10 0.95 (0.962) at 1/16 the bytes of exact float32 (p50 0.50 ms vs 2.00 ms)."
+    )
+    near = plan([EXACT, option("ivf_hnsw_sq", "index", 0.97, 192.0)], "ivf_hnsw_sq", "ivf_hnsw_sq").to_json()
+    assert "at 75% of the bytes" in verdict(near)
+
+
+def test_verdict_says_when_builds_use_another_index_or_none() -> None:
+    options = [EXACT, option("ivf_flat", "index", 0.99, 256.0, 0.5), option("int8+rescore", "compression", 0.99, 64)]
+    text = verdict(plan(options, "int8+rescore", "ivf_flat").to_json())
+    assert text.startswith("int8+rescore meets recall@10 0.95 (0.990) at 1/4 the bytes")
+    assert text.endswith("; index builds (index.type: auto) use IVF_FLAT.")
+    low = [EXACT, option("ivf_rq", "index", 0.91, 16.0), option("binary+rescore", "compression", 0.87, 8.0)]
+    text = verdict(plan(low, "exact", None).to_json())
+    assert text.startswith("Only exact search meets recall@10 0.95 (closest: IVF_RQ at 0.910)")
+    assert "no index type met it" in text
+
+
+def test_plan_view_reads_back_the_newest_stored_plan(tmp_path: Path) -> None:
+    project = init_project(tmp_path / "project")
+    try:
+        assert plan_view(project) is None
+        store_plan(project, plan([EXACT, option("ivf_pq", "index", 0.9, 16.0)], "exact", None))
+        newest = plan([EXACT, option("ivf_pq", "index", 0.96, 16.0)], "ivf_pq", "ivf_pq")
+        run_id = store_plan(project, newest)
+        view = plan_view(project)
+    finally:
+        project.close()
+    assert view is not None
+    assert view["run_id"] == run_id
+    assert view["measured_at"]
+    assert [(o["name"], o["picked"], o["meets"]) for o in view["options"]] == [
+        ("exact", False, True),
+        ("ivf_pq", True, True),
+    ]
+    assert view["verdict"] == verdict(newest.to_json())

@@ -149,7 +149,7 @@ class IndexScreen(Screen[None]):
             "c",
             "cancel_build",
             "Cancel",
-            tooltip="Stop the running build (it resumes later) or plan (asks first)",
+            tooltip="Stop the running build or plan, after asking (a build resumes later)",
             id="index-cancel",
         ),
         Binding(
@@ -189,8 +189,8 @@ class IndexScreen(Screen[None]):
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
-        self.job = Job(self, session.project.root, JOB, succeeded=self._built, cancelled_note=lambda: CANCELLED)
         root = session.project.root
+        self.job = Job(self, root, JOB, succeeded=self._built, cancelled_note=lambda: CANCELLED)
         self.plan_job = Job(self, root, PLAN_JOB, succeeded=self._planned, cancelled_note=lambda: PLAN_CANCELLED)
         self._shown = False  # the first listing is drawn even when empty
         self._banner_live: str | None = None  # the live table the notice speaks of, if it speaks of one

@@ -84,8 +84,9 @@ def commit(
     """Copy the staged rows in under the write lock, in one transaction; `recheck` raises (rolling it back) when a
     conflicting row was written by another import between the checks and the lock."""
     staging.sort()
+    staging.check_references()
     report = staging.report
-    with write(db, owner=f"import of {path}"):
+    with staging.fast_copy(), write(db, owner=f"import of {path}"):
         if staging.conflicts_appeared():
             recheck()
         report("commit", 0, 1)

@@ -173,7 +173,8 @@ class ImportScreen(ModalScreen[dict[str, Any] | None]):
         return self.session.call(run_import, request, progress)
 
     def on_import_screen_progress(self, message: Progress) -> None:
-        self._say(f"{message.stage} {message.done:,}/{message.total:,}")
+        of = f"/{message.total:,}" if message.total else ""  # a streamed corpus has no total until it ends
+        self._say(f"{message.stage} {message.done:,}{of}")
 
     @on(Worker.StateChanged)
     def _finished(self, event: Worker.StateChanged) -> None:

@@ -165,3 +165,16 @@ def test_a_killed_import_leaves_no_staged_rows_behind(project: Project, tmp_path
         assert importing.import_beir(reopened, folder)["added"]["documents"] == ROWS  # and it runs again cleanly
     finally:
         reopened.close()
+
+
+def test_a_staged_reference_to_no_row_stops_the_copy_before_it_starts(project: Project) -> None:
+    """The copy runs without SQLite's per-row foreign-key checks; the staged references are checked first."""
+    from engine.store.staging import Staging
+
+    with Staging(project.db) as staging:
+        staging.add_document("d1", "", "body", "src", (Path("x"), 1))
+        staging.add("chunks", {"id": "d9", "doc_id": "d9", "strategy": "source", "position": 0, "text_hash": "h"})
+        staging.sort()
+        with pytest.raises(RuntimeError, match=r"chunks\.doc_id = 'd9', which names no documents row"):
+            staging.check_references()
+    assert counts(project)["documents"] == 0

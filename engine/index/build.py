@@ -118,7 +118,8 @@ def build_index(
     the build records itself on instead of creating one. `targets`: encode in N processes or on several devices."""
     started = time.perf_counter()
     requested = cancelled or (lambda: False)
-    plan = prepare_build(project, model, queued_run, targets or Targets())
+    targets = targets or Targets()
+    plan = prepare_build(project, model, queued_run, targets, _encode_backend(project, targets))
     db, run_id = project.db, plan.run_id
 
     def is_cancelled() -> bool:
@@ -149,17 +150,37 @@ class BuildPlan:
     run_id: int
     targets: Targets
     batch_size: int
+    backend: str = "torch"  # models.encode_backend as resolved for this build (engine.models.backends)
 
 
-def prepare_build(project: Project, model: str, queued_run: int | None, targets: Targets) -> BuildPlan:
-    """Resolve the model, refuse a second live build of it, and record the run (shared by every engine)."""
+def _encode_backend(project: Project, targets: Targets) -> str:
+    """models.encode_backend for a local build. A multi-process pool loads the torch model in each process, so it
+    encodes with torch (auto) or refuses a named ONNX/OpenVINO backend rather than mixing runtimes."""
+    from engine.models.encoder import encode_backend
+
+    setting = project.config.models.encode_backend
+    if not targets.pool_devices():
+        return encode_backend(setting, targets.single_device())
+    if setting not in ("torch", "auto"):
+        raise IndexingError(
+            f"models.encode_backend {setting!r} encodes in one process (its runtime already uses every core): "
+            "drop --processes/--devices, or set models.encode_backend: torch in project.yaml"
+        )
+    return "torch"
+
+
+def prepare_build(
+    project: Project, model: str, queued_run: int | None, targets: Targets, backend: str = "torch"
+) -> BuildPlan:
+    """Resolve the model, refuse a second live build of it, and record the run (shared by every engine).
+    `backend`: the resolved encode backend the build encodes with (torch unless the caller resolved another)."""
     from engine.models.encoder import encoding_key
 
     _require_writable(project)
     db = project.db
     ref = resolve_ref(project, model)
     # the model's fingerprint with its prompts mixed in: a prompt change builds a new table, never reuses vectors
-    fingerprint, prompts = encoding_key(ref.spec, project.root, project.config.prompts)
+    fingerprint, prompts = encoding_key(ref.spec, project.root, project.config.prompts, backend)
     total = indexes.count_index_chunks(db)
     if not total:
         raise IndexingError("the project has no corpus: import documents first (embtune import DIR --beir/--docs)")
@@ -179,6 +200,7 @@ def prepare_build(project: Project, model: str, queued_run: int | None, targets:
         "strategy": strategy,
         "batch_size": project.config.index.batch_size,
         "targets": targets.to_json(),
+        "backend": backend,  # what search encodes its queries with
     }
     parent = pending["run_id"] if pending else None
     if queued_run is None:
@@ -187,12 +209,24 @@ def prepare_build(project: Project, model: str, queued_run: int | None, targets:
         run_id = queued_run
         job_store.update_config(db, run_id, config, parent_id=parent)  # the model as resolved, for search and listing
     return BuildPlan(
-        ref.name, ref.spec, fingerprint, strategy, total, pending, run_id, targets, project.config.index.batch_size
+        ref.name,
+        ref.spec,
+        fingerprint,
+        strategy,
+        total,
+        pending,
+        run_id,
+        targets,
+        project.config.index.batch_size,
+        backend,
     )
 
 
-def build_queued(project: Project, run_id: int) -> dict[str, Any]:
-    """The detached worker's entry for a queued 'index' run (`embtune index DIR`): claim it, build its model."""
+def build_queued(
+    project: Project, run_id: int, build: Callable[[Project, int, dict[str, Any]], IndexResult] | None = None
+) -> dict[str, Any]:
+    """The detached worker's entry for a queued 'index' run (`embtune index DIR`): claim it, build its model
+    (with `build`, given the project, the run and its config, when another engine builds it)."""
     run = job_store.job_run(project.db, run_id, "index")
     if run is None:
         raise IndexingError(f"no index run {run_id}")
@@ -200,10 +234,8 @@ def build_queued(project: Project, run_id: int) -> dict[str, Any]:
         return {"status": run["status"]}  # cancelled before its worker started
     config = run["config"]
     try:
-        if config.get("engine") == "ray":  # `embtune index DIR --engine ray` without --wait
-            from engine.index.ray_build import build_queued_ray
-
-            result = build_queued_ray(project, run_id, config)
+        if build is not None:  # another engine's build of the run (engine.index.ray_build)
+            result = build(project, run_id, config)
         else:
             result = build_index(project, config["model"], queued_run=run_id, targets=Targets.from_json(config))
     except InterruptedError:
@@ -252,6 +284,7 @@ def _build(project: Project, plan: BuildPlan, progress: Progress, cancelled: Cal
         trust_remote_code=project.config.trust_remote_code,
         prompts=project.config.prompts,
         device=plan.targets.single_device(),
+        backend=plan.backend,
     )
     progress("load model", 1, 1)
     table, name, index_id, done = open_build_table(project, plan, encoder, lance)

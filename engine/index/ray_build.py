@@ -35,6 +35,7 @@ from engine.index.build import (
     _Counts,
     _finish,
     _previous_vectors,
+    build_queued,
     connect,
     open_build_table,
     prepare_build,
@@ -221,10 +222,11 @@ class EncodeBatch:
     """A Ray Data actor: the driver's encoder (model, fitted max_seq_length, prompts) once, then each batch's
     document vectors, exactly as engine.models.encoder.Encoder.encode makes them."""
 
-    def __init__(self, encoder: Any) -> None:
+    def __init__(self, encoder_ref: Any) -> None:
+        import ray
         import torch
 
-        self.encoder = encoder
+        self.encoder = encoder = ray.get(encoder_ref)  # Ray Data passes constructor arguments unresolved
         if torch.cuda.is_available():  # Ray gives a GPU actor one device, visible as cuda:0
             encoder.model.to("cuda")
 
@@ -288,6 +290,10 @@ class _Writer:
             self.progress("embed", self.written, self.plan.total)
 
 
-def build_queued_ray(project: Project, run_id: int, config: dict[str, Any]) -> IndexResult:
-    """The detached worker's Ray build (engine.index.build.build_queued hands it runs queued with engine: ray)."""
-    return build_index_ray(project, config["model"], queued_run=run_id, options=RayOptions.from_json(config))
+def build_queued_ray(project: Project, run_id: int) -> dict[str, Any]:
+    """The detached worker's entry for an index run queued with engine: ray (`--engine ray` without --wait)."""
+
+    def build(project: Project, run_id: int, config: dict[str, Any]) -> IndexResult:
+        return build_index_ray(project, config["model"], queued_run=run_id, options=RayOptions.from_json(config))
+
+    return build_queued(project, run_id, build)

@@ -44,7 +44,13 @@ def _train(project: Project, run_id: int, is_main: bool) -> dict[str, Any]:
 
 def _index(project: Project, run_id: int, is_main: bool) -> dict[str, Any]:
     from engine.index.build import build_queued
+    from engine.store.jobs import job_run
 
+    run = job_run(project.db, run_id, "index")
+    if run is not None and run["config"].get("engine") == "ray":  # `embtune index DIR --engine ray`, detached
+        from engine.index.ray_build import build_queued_ray
+
+        return build_queued_ray(project, run_id)
     return build_queued(project, run_id)
 
 

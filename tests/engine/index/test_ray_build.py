@@ -5,6 +5,7 @@ back, listed)."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -46,6 +47,7 @@ def local_ray() -> Iterator[None]:
         *("--num-cpus", "2", "--include-dashboard", "false", "--port", str(ports[0])),
         *("--dashboard-agent-grpc-port", str(ports[1]), "--dashboard-agent-listen-port", str(ports[2])),
     ]
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # a loopback head for this test: no token to share with the driver
     head = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 180

@@ -1,6 +1,6 @@
 """embtune's training recipe beyond the plain script: which in-batch loss terms, and how batches are composed.
 
-Both levers cost no extra forward pass per step, which matters: on a CPU or a small GPU a recipe that doubles the
+Every lever costs no extra forward pass per step, which matters: on a CPU or a small GPU a recipe that doubles the
 step (a mined negative per row: ~1.8x here) cannot beat the plain script *in its time*.
 
 - GTE's bidirectional contrastive loss (Li et al. 2023, "Towards General Text Embeddings with Multi-stage

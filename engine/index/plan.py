@@ -37,6 +37,7 @@ from engine.index.stream import SCAN_BATCH, vector_matrix
 from engine.jobs.progress import Progress, cancellable
 from engine.project import Project
 from engine.store import indexes, runs
+from engine.store import jobs as store_jobs
 
 RESCORE = 4  # quantized search keeps RESCORE × k candidates, re-scored with the float32 query
 LATENCY_QUERIES = 50
@@ -363,9 +364,10 @@ def matryoshka_dims(project: Project, row: dict[str, Any], dim: int) -> list[int
     models loses most of the recall)."""
     run_id = row["config"].get("model_run")
     if run_id is not None:
-        run = runs.get_run(project.db, int(run_id))
-        trained = ((run or {}).get("config") or {}).get("matryoshka_dims")
-        if trained:
+        run = store_jobs.train_run(project.db, int(run_id))
+        settings = ((run or {}).get("config") or {}).get("settings") or {}
+        if settings.get("loss") == "matryoshka":  # the sizes it trained (null: full, 1/2, 1/4, 1/8, as the loss did)
+            trained = settings.get("matryoshka_dims") or [d for d in (dim // 2, dim // 4, dim // 8) if d >= 8]
             return sorted({int(d) for d in trained if int(d) < dim}, reverse=True)
     spec = row["config"].get("spec")
     if spec and _card_mentions_matryoshka(project, spec):

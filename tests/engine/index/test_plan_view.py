@@ -58,3 +58,20 @@ def test_plan_view_reads_back_the_newest_stored_plan(tmp_path: Path) -> None:
         ("ivf_pq", True, True),
     ]
     assert view["verdict"] == verdict(newest.to_json())
+
+
+def test_matryoshka_sizes_come_from_the_run_that_trained_them(tmp_path: Path) -> None:
+    from engine.index.plan import matryoshka_dims
+    from engine.store import runs
+
+    project = init_project(tmp_path / "p")
+    try:
+        trained = runs.create_run(
+            project.db, "train", {"settings": {"loss": "matryoshka", "matryoshka_dims": [64, 32]}}
+        )
+        default = runs.create_run(project.db, "train", {"settings": {"loss": "matryoshka", "matryoshka_dims": None}})
+        plain = runs.create_run(project.db, "train", {"settings": {"loss": "mnrl"}})
+        dims = {run: matryoshka_dims(project, {"config": {"model_run": run}}, 64) for run in (trained, default, plain)}
+        assert dims == {trained: [32], default: [32, 16, 8], plain: []}
+    finally:
+        project.close()

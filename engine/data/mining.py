@@ -89,6 +89,7 @@ def mine_negatives(
         trust_remote_code=project.config.trust_remote_code,
         prompts=project.config.prompts,
         batch_size=config.batch_size,
+        backend=project.config.models.encode_backend,
     )
     miner = f"{MINER}:{encoder.fingerprint}"
     settings = _settings(project, config, encoder, reranker, split)

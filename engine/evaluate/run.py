@@ -243,6 +243,7 @@ def _score(
         fit_texts=chunk_texts,
         trust_remote_code=project.config.trust_remote_code,
         prompts=project.config.prompts,
+        backend=project.config.models.encode_backend,
     )
     vectors = encoder.encode(chunk_texts, "document", lambda d, t: progress(f"corpus {ref.name}", d, t), cancelled)
     texts = [q.text for q in queries] + [q.text for q in general]

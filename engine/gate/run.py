@@ -162,6 +162,7 @@ def run_gate(
         fit_texts=chunk_texts,
         trust_remote_code=project.config.trust_remote_code,
         prompts=project.config.prompts,
+        backend=project.config.models.encode_backend,
     )
     settings = {
         "base_model": project.config.base_model,
@@ -318,6 +319,7 @@ def _candidate_arms(ctx: _Context, base: Arm, skipped: dict[str, str], want: Cal
                 fit_texts=ctx.chunk_texts,
                 trust_remote_code=project.config.trust_remote_code,
                 prompts=project.config.prompts,
+                backend=project.config.models.encode_backend,
             )
         except ModelNotFoundError as e:
             skipped[name] = f"candidate base model {spec} could not be loaded: {e}"

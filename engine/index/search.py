@@ -118,10 +118,11 @@ class Searcher:
         return row
 
     def _other_row(self, ref: str) -> dict[str, Any]:
-        from engine.models.encoder import encoding_key
+        from engine.models.encoder import encode_backend, encoding_key
 
         model = resolve_ref(self.project, ref)
-        fingerprint, _ = encoding_key(model.spec, self.project.root, self.project.config.prompts)
+        backend = encode_backend(self.project.config.models.encode_backend)
+        fingerprint, _ = encoding_key(model.spec, self.project.root, self.project.config.prompts, backend)
         row = indexes.latest_ready(self.project.db, fingerprint)
         if row is None:
             raise IndexingError(
@@ -153,7 +154,9 @@ class Searcher:
 
     def _model(self, row: dict[str, Any]) -> tuple[Any, str | None]:
         """The model that built the table and the query prompt it was built for (None: a table built before
-        prompts were recorded, encoded with the model's own defaults)."""
+        prompts were recorded, encoded with the model's own defaults). Queries are encoded by the backend that
+        encoded the table (torch for a table that records none)."""
+        from engine.models.backends import apply_backend, backend_fingerprint, cache_root
         from engine.models.prompts import Prompts
         from engine.models.resolve import load_embedder, model_fingerprint, resolve_model
 
@@ -161,17 +164,20 @@ class Searcher:
         recorded = row["config"].get("prompts")
         prompts = Prompts(recorded.get("query", ""), recorded.get("document", "")) if recorded else None
         key = row["model_fingerprint"]
+        backend = row["config"].get("backend") or "torch"
         if key not in self._models:
             if not spec:
                 raise IndexingError(f"{row['table_name']}: its build run records no model")
             path = resolve_model(spec, self.project.root).path
             current = model_fingerprint(path)
-            if (prompts.fingerprint(current) if prompts else current) != key:
+            if backend_fingerprint(prompts.fingerprint(current) if prompts else current, backend) != key:
                 raise IndexingError(
                     f"{row['table_name']} was built by a model that has since changed in {path}: "
                     "re-index before searching it"
                 )
-            self._models[key] = load_embedder(str(path), trust_remote_code=self.project.config.trust_remote_code)
+            device = "auto" if backend == "torch" else "cpu"
+            model = load_embedder(str(path), device=device, trust_remote_code=self.project.config.trust_remote_code)
+            self._models[key] = apply_backend(model, backend, cache_root(self.project.root) / current)
         return self._models[key], prompts.query if prompts else None
 
 

@@ -2,8 +2,9 @@
 
 Vectors are L2-normalised float32 and cached in the store by (encoding fingerprint, max_seq_length, text key), so a
 second gate or eval run on an unchanged corpus encodes nothing. The encoding fingerprint is the model's mixed with
-its query/document prompts (engine.models.prompts), so a prompt change never reuses vectors. Blocks are committed
-as they finish: a killed run keeps what it encoded.
+its query/document prompts (engine.models.prompts), so a prompt change never reuses vectors, and with the encode
+backend (engine.models.backends) unless it is torch. Blocks are committed as they finish: a killed run keeps what it
+encoded.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class Encoder:
     db: Database | None = None
     batch_size: int = 32
     prompts: Prompts = field(default_factory=Prompts)
+    backend: str = "torch"  # the runtime of the transformer's forward pass (engine.models.backends.BACKENDS)
 
     def encode(
         self,
@@ -139,27 +141,47 @@ def open_encoder(
     trust_remote_code: bool = False,
     batch_size: int = 32,
     prompts: Mapping[str, str] | None = None,
+    backend: str = "torch",
 ) -> Encoder:
     """Load a model offline, fingerprint it, resolve its prompts (`prompts`: project.yaml's) and fit its
-    max_seq_length to `fit_texts` (the corpus)."""
+    max_seq_length to `fit_texts` (the corpus). `backend` (models.encode_backend) other than torch runs the
+    transformer exported to ONNX on the CPU, cached under `base_dir` (engine.models.backends)."""
+    from engine.models.backends import apply_backend, backend_fingerprint, cache_root, require
     from engine.models.prompts import resolve_prompts, warn_if_missing
     from engine.models.resolve import load_embedder, model_fingerprint, resolve_model
 
     resolved = resolve_model(spec, base_dir)
-    model = load_embedder(str(resolved.path), device=device, trust_remote_code=trust_remote_code)
+    chosen_backend = encode_backend(backend, device)
+    require(chosen_backend)  # before the model loads: a missing runtime is named at once
+    on = device if chosen_backend == "torch" else "cpu"
+    model = load_embedder(str(resolved.path), device=on, trust_remote_code=trust_remote_code)
+    model_key = model_fingerprint(resolved.path)
+    apply_backend(model, chosen_backend, cache_root(base_dir) / model_key)
     chosen = resolve_prompts(prompts, resolved.path)
     warn_if_missing(spec, resolved.path, chosen)
     # measured with the document prompt: it is part of every passage the model sees
     length = fit_max_seq_length(model, [chosen.document + t for t in fit_texts] if chosen.document else fit_texts)
-    return Encoder(model, chosen.fingerprint(model_fingerprint(resolved.path)), length, db, batch_size, chosen)
+    key = backend_fingerprint(chosen.fingerprint(model_key), chosen_backend)
+    return Encoder(model, key, length, db, batch_size, chosen, chosen_backend)
 
 
-def encoding_key(spec: str, base_dir: Any, prompts: Mapping[str, str] | None) -> tuple[str, Prompts]:
-    """The (fingerprint, prompts) `open_encoder(spec, prompts=…)` would use, without loading the model: index
-    tables are keyed by that fingerprint, and search encodes its queries with those prompts."""
+def encoding_key(
+    spec: str, base_dir: Any, prompts: Mapping[str, str] | None, backend: str = "torch", device: str = "auto"
+) -> tuple[str, Prompts]:
+    """The (fingerprint, prompts) `open_encoder(spec, prompts=…, backend=…)` would use, without loading the model:
+    index tables are keyed by that fingerprint, and search encodes its queries with those prompts."""
+    from engine.models.backends import backend_fingerprint
     from engine.models.prompts import resolve_prompts
     from engine.models.resolve import model_fingerprint, resolve_model
 
     path = resolve_model(spec, base_dir).path
     chosen = resolve_prompts(prompts, path)
-    return chosen.fingerprint(model_fingerprint(path)), chosen
+    return backend_fingerprint(chosen.fingerprint(model_fingerprint(path)), encode_backend(backend, device)), chosen
+
+
+def encode_backend(setting: str, device: str = "auto") -> str:
+    """models.encode_backend resolved for `device` (only `auto` depends on it, so only then is torch asked)."""
+    from engine.models.backends import resolve_backend
+    from engine.models.resolve import pick_device
+
+    return resolve_backend(setting, pick_device(device) if setting == "auto" else "cpu")

@@ -99,6 +99,7 @@ def _dense_negatives(
         fit_texts=chunk_texts,
         trust_remote_code=project.config.trust_remote_code,
         prompts=project.config.prompts,
+        backend=project.config.models.encode_backend,
     )
     doc_vectors = encoder.encode(chunk_texts, "document", lambda d, t: report("encode corpus", d, t))
     queries: dict[str, str] = {p.query_id: p.query for p in pairs}

@@ -37,6 +37,7 @@ def write_batch(
     tables (engine.store.staging) without it, then one short transaction copies them in (all or nothing),
     so a big import never starves a training job's heartbeat and metrics for minutes.
     """
+    seen = last_import(db)  # before the checks: an import committed after this one's reads changes it
     _validate(db, batch, problems)
     with Staging(db, progress) as staging:
         for table in STAGED:
@@ -47,7 +48,7 @@ def write_batch(
             _check_conflicts(db, batch, problems)
             problems.raise_if_any()
 
-        added = commit(db, staging, batch.kind, batch.path, file_sha, recheck)
+        added = commit(db, staging, batch.kind, batch.path, file_sha, recheck, seen)
     return {"added": added, "in_file": batch.counts(), "notes": batch.notes}
 
 
@@ -66,6 +67,7 @@ def write_streamed(
     staged lines come from, for conflicts with the store. Memory stays bounded whatever the input's size."""
     with Staging(db, progress) as staging:
         notes = fill(staging)
+        seen = last_import(db)
         staging.conflicts(problems, origins)
         problems.raise_if_any()
         in_file = staging.counts()
@@ -74,20 +76,33 @@ def write_streamed(
             staging.conflicts(problems, origins)
             problems.raise_if_any()
 
-        added = commit(db, staging, kind, path, file_sha, recheck)
+        added = commit(db, staging, kind, path, file_sha, recheck, seen)
     return {"added": added, "in_file": in_file, "notes": notes}
 
 
+def last_import(db: Database) -> int:
+    """The newest import's id. Only imports write documents and queries, and one that added rows keeps its
+    record: while this is unchanged, no conflicting row can have appeared since it was read."""
+    return int(db.execute("SELECT coalesce(max(id), 0) FROM imports").fetchone()[0])
+
+
 def commit(
-    db: Database, staging: Staging, kind: str, path: Path, file_sha: str, recheck: Callable[[], None]
+    db: Database,
+    staging: Staging,
+    kind: str,
+    path: Path,
+    file_sha: str,
+    recheck: Callable[[], None],
+    imports_seen: int,
 ) -> dict[str, int]:
     """Copy the staged rows in under the write lock, in one transaction; `recheck` raises (rolling it back) when a
-    conflicting row was written by another import between the checks and the lock."""
+    conflicting row was written by another import between the checks (which saw `imports_seen`) and the lock."""
     staging.sort()
     staging.check_references()
     report = staging.report
     with staging.fast_copy(), write(db, owner=f"import of {path}"):
-        if staging.conflicts_appeared():
+        # Another import since the checks: look again (a join over every staged row, so only then).
+        if last_import(db) != imports_seen and staging.conflicts_appeared():
             recheck()
         report("commit", 0, 1)
         import_id = _record_import(db, kind, path, file_sha)

@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
-import sqlite3
 import subprocess
 import sys
 import time
@@ -27,6 +27,7 @@ import numpy as np
 
 from bench.common import log, quiet_environment
 from bench.scale import QUERIES, TOPICS, words
+from engine.store.db import BUSY_TIMEOUT_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = 20_000
@@ -91,17 +92,21 @@ def stage_import(work: Path) -> dict[str, Any]:
     }
 
 
-def stage_probe(db: Path, stop: Path) -> dict[str, Any]:
-    """BEGIN IMMEDIATE every PROBE_EVERY_S until `stop` exists: the longest wait and how many tries waited >1 s."""
-    conn = sqlite3.connect(str(db), timeout=3600, isolation_level=None)
+def stage_probe(db_path: Path, stop: Path) -> dict[str, Any]:
+    """Take the write lock (the store's `write`: BEGIN IMMEDIATE) every PROBE_EVERY_S until `stop` exists: the
+    longest wait and how many tries waited over 1 s. SQLite's busy handler waits the whole time (its sleeps are
+    at most 100 ms), so a wait is the holder's time within that."""
+    os.environ[BUSY_TIMEOUT_ENV] = str(3_600_000)
+    from engine.store.db import open_db, write
+
+    db = open_db(db_path)
     waits: list[float] = []
     while not stop.exists():
         time.sleep(PROBE_EVERY_S)
         started = time.monotonic()
-        conn.execute("BEGIN IMMEDIATE")
-        waits.append(time.monotonic() - started)
-        conn.execute("COMMIT")
-    conn.close()
+        with write(db):
+            waits.append(time.monotonic() - started)
+    db.conn.close()
     return {
         "lock_longest_wait_s": round(max(waits, default=0.0), 2),
         "lock_probes": len(waits),

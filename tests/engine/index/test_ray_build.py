@@ -41,11 +41,12 @@ def local_ray() -> Iterator[None]:
     its agents 20 s to report, which a loaded CI machine can miss."""
     import ray
 
-    ports = [free_port() for _ in range(3)]
+    ports = [free_port() for _ in range(5)]
     command = [
         *(str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--disable-usage-stats"),
         *("--num-cpus", "2", "--include-dashboard", "false", "--port", str(ports[0])),
         *("--dashboard-agent-grpc-port", str(ports[1]), "--dashboard-agent-listen-port", str(ports[2])),
+        *("--metrics-export-port", str(ports[3]), "--runtime-env-agent-port", str(ports[4])),
     ]
     os.environ["RAY_AUTH_MODE"] = "disabled"  # a loopback head for this test: no token to share with the driver
     head = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

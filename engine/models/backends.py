@@ -34,11 +34,11 @@ from engine.config import ENCODE_BACKENDS as SETTINGS
 from engine.errors import EmbtuneError
 
 BACKENDS = tuple(b for b in SETTINGS if b != "auto")
-# What `auto` picks on a CPU. Measured by bench/encode_backends.py on this 2-core AVX2 machine (all-MiniLM-L6-v2,
-# 1,000 SciFact passages, batch 32, max_seq_length 256): see README "Faster CPU encoding". `auto` may only pick a
-# backend that is faster AND agrees with torch (min cosine >= 0.999, nDCG@10 equal to 3 decimals); see AUTO_WHY.
+# What `auto` picks on a CPU: only a backend that is faster than torch AND agrees with it (min cosine >= 0.999,
+# nDCG@10 equal to 3 decimals). bench/encode_backends.py on the 2-core AVX2 dev machine (all-MiniLM-L6-v2, batch 32,
+# max_seq_length 256, SciFact): onnx 0.69x torch's passages/s, onnx-int8 0.82x with min cosine 0.987 (disagrees),
+# openvino 1.05x (within the noise of a shared machine) with identical nDCG@10. None is a real speed-up, so torch.
 AUTO_CPU = "torch"
-AUTO_WHY = "set from bench/encode_backends.py figures; see README"
 CACHE_DIR = Path(".embtune") / "backends"
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model_qint8.onnx"

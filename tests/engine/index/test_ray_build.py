@@ -22,6 +22,7 @@ from engine.index.ray_build import RayEngineError, build_index_ray
 from engine.index.search import Searcher
 from engine.project import Project
 from engine.store import indexes, runs
+from engine.store import jobs as store_jobs
 from tests.engine.index.test_build import edit_chunk
 from tests.projects import cli, make_project
 
@@ -97,10 +98,14 @@ def test_ray_build_equals_the_local_build_and_is_registered_like_one(
     live = indexes.live(ray_project.db)
     assert live is not None
     assert (live["table_name"], live["status"]) == (built.table, "ready")
-    run = runs.get_run(ray_project.db, built.run_id)
+    run, local_run = (
+        store_jobs.job_run(ray_project.db, built.run_id),
+        store_jobs.job_run(local_project.db, local.run_id),
+    )
     assert run is not None
+    assert local_run is not None
     assert (run["kind"], run["status"]) == ("index", "finished")
-    assert run["config"]["prompts"] == runs.get_run(local_project.db, local.run_id)["config"]["prompts"]  # type: ignore[index]
+    assert run["config"]["prompts"] == local_run["config"]["prompts"]
     hits = [h["doc_id"] for h in Searcher(ray_project).search(QUERY).to_json()["hits"]]
     assert hits == [h["doc_id"] for h in Searcher(local_project).search(QUERY).to_json()["hits"]]
 

@@ -40,7 +40,7 @@ def open_all(backends: list[str], cache: Path) -> tuple[dict[str, Any], dict[str
 
     encoders, prepared = {}, {}
     for backend in backends:
-        log(f"{backend}: export and load")
+        log(f"{backend}: prepare (export, quantize, load)")
         started = time.perf_counter()
         encoders[backend] = open_encoder(MODEL, base_dir=cache, device="cpu", batch_size=BATCH, backend=backend)
         encoders[backend].max_seq_length = SEQ

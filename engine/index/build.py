@@ -133,7 +133,7 @@ def build_index(
         runs.fail_run(db, run_id, f"{type(e).__name__}: {e}", status)
         raise
     result.seconds = round(time.perf_counter() - started, 2)
-    _finish(project, result)
+    finish_build(project, result)
     return result
 
 
@@ -244,7 +244,7 @@ def build_queued(
 
 
 @dataclass
-class _Counts:
+class BuildCounts:
     embedded: int = 0
     copied: int = 0
     resumed: int = 0
@@ -288,8 +288,8 @@ def _build(project: Project, plan: BuildPlan, progress: Progress, cancelled: Cal
     )
     progress("load model", 1, 1)
     table, name, index_id, done = open_build_table(project, plan, encoder, lance)
-    previous = _previous_vectors(project, lance, plan, encoder.max_seq_length)
-    counts = _Counts(resumed=len(done))
+    previous = previous_vectors(project, lance, plan, encoder.max_seq_length)
+    counts = BuildCounts(resumed=len(done))
     written = len(done)
     with PooledEncoder(encoder, plan.targets) as pooled:
         for page in pages(db, settings.batch_size * PAGE_BATCHES):
@@ -299,7 +299,7 @@ def _build(project: Project, plan: BuildPlan, progress: Progress, cancelled: Cal
     rows = table.count_rows()
     if rows != plan.total:
         raise IndexingError(f"table {name} holds {rows} rows for {plan.total} chunks")
-    ann = _approximate(project, encoder, table, rows, cancelled)
+    ann = build_approximate(project, encoder, table, rows, cancelled)
     return IndexResult(
         name,
         index_id,
@@ -317,7 +317,7 @@ def _build(project: Project, plan: BuildPlan, progress: Progress, cancelled: Cal
     )
 
 
-def _previous_vectors(project: Project, lance: Any, plan: BuildPlan, max_seq_length: int) -> PreviousVectors | None:
+def previous_vectors(project: Project, lance: Any, plan: BuildPlan, max_seq_length: int) -> PreviousVectors | None:
     """The newest complete table of this model, when its vectors are comparable (same max_seq_length)."""
     previous = indexes.latest_ready(project.db, plan.fingerprint, plan.strategy)
     if previous is None or previous["table_name"] not in lance.list_tables().tables:
@@ -335,7 +335,7 @@ def _write_page(
     page: Page,
     previous: PreviousVectors | None,
     encoder: PooledEncoder,
-    counts: _Counts,
+    counts: BuildCounts,
     written: int,
     progress: Progress,
     cancelled: Callable[[], bool],
@@ -355,7 +355,7 @@ def _write_page(
             counts.copied += len(found)
             written += len(found)
             progress("embed", written, plan.total)
-    written = _copy_cached(db, plan, table, page, rest, counts, written, progress)
+    written = copy_cached(db, plan, table, page, rest, counts, written, progress)
     order = sorted(np.flatnonzero(rest).tolist(), key=lambda i: -len(page.texts[i]))
     batch_size = plan.batch_size
     for start in range(0, len(order), batch_size):
@@ -370,13 +370,13 @@ def _write_page(
     return written
 
 
-def _copy_cached(
+def copy_cached(
     db: Any,
     plan: BuildPlan,
     table: Any,
     page: Page,
     rest: np.ndarray,
-    counts: _Counts,
+    counts: BuildCounts,
     written: int,
     progress: Progress,
 ) -> int:
@@ -396,7 +396,9 @@ def _copy_cached(
     return written + len(picked)
 
 
-def _approximate(project: Project, encoder: Any, table: Any, rows: int, cancelled: Callable[[], bool]) -> AnnResult:
+def build_approximate(
+    project: Project, encoder: Any, table: Any, rows: int, cancelled: Callable[[], bool]
+) -> AnnResult:
     settings = project.config.index
     if rows < settings.ann_min_rows and settings.type == "auto":
         return exact()
@@ -415,7 +417,7 @@ def recall_query_texts(project: Project, rows: int) -> list[str]:
     return texts
 
 
-def _finish(project: Project, result: IndexResult) -> None:
+def finish_build(project: Project, result: IndexResult) -> None:
     """Complete the table, switch live, and close the run: one transaction."""
     metrics = [
         ("rows", "", float(result.rows)),

@@ -28,17 +28,17 @@ from engine.errors import EmbtuneError
 from engine.index.build import (
     FIT_SAMPLE,
     PAGE_BATCHES,
+    BuildCounts,
     BuildPlan,
     IndexResult,
-    _approximate,
-    _copy_cached,
-    _Counts,
-    _finish,
-    _previous_vectors,
+    build_approximate,
     build_queued,
     connect,
+    copy_cached,
+    finish_build,
     open_build_table,
     prepare_build,
+    previous_vectors,
 )
 from engine.index.devices import Targets
 from engine.index.stream import Page, PreviousVectors, arrow_rows, pages, row_key
@@ -103,7 +103,7 @@ def build_index_ray(
             runs.fail_run(db, run_id, f"{type(e).__name__}: {e}", status)
             raise
     result.seconds = round(time.perf_counter() - started, 2)
-    _finish(project, result)
+    finish_build(project, result)
     return result
 
 
@@ -145,8 +145,8 @@ def _build(
     )
     progress("load model", 1, 1)
     table, name, index_id, done = open_build_table(project, plan, encoder, lance)
-    previous = _previous_vectors(project, lance, plan, encoder.max_seq_length)
-    counts = _Counts(resumed=len(done))
+    previous = previous_vectors(project, lance, plan, encoder.max_seq_length)
+    counts = BuildCounts(resumed=len(done))
     pool = _ActorPool(ray, options, ray.put(replace(encoder, db=None)))
     writer = _Writer(db, plan, table, counts, progress, cancelled, len(done))
     window: list[Any] = []
@@ -164,7 +164,7 @@ def _build(
     rows = table.count_rows()
     if rows != plan.total:
         raise RuntimeError(f"table {name} holds {rows} rows for {plan.total} chunks")
-    ann = _approximate(project, encoder, table, rows, cancelled)
+    ann = build_approximate(project, encoder, table, rows, cancelled)
     return IndexResult(
         name,
         index_id,
@@ -247,7 +247,7 @@ class _Writer:
         db: Any,
         plan: BuildPlan,
         table: Any,
-        counts: _Counts,
+        counts: BuildCounts,
         progress: Progress,
         cancelled: Callable[[], bool],
         written: int,
@@ -270,9 +270,7 @@ class _Writer:
                 self.counts.copied += len(found)
                 self.written += len(found)
                 self.progress("embed", self.written, self.plan.total)
-        self.written = _copy_cached(
-            self.db, self.plan, self.table, page, rest, self.counts, self.written, self.progress
-        )
+        self.written = copy_cached(self.db, self.plan, self.table, page, rest, self.counts, self.written, self.progress)
         return page.pick(sorted(np.flatnonzero(rest).tolist(), key=lambda i: -len(page.texts[i])))
 
     def encode(self, pool: _ActorPool, window: list[Any]) -> None:

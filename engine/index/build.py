@@ -296,6 +296,21 @@ def _build(project: Project, plan: BuildPlan, progress: Progress, cancelled: Cal
             held = done.contains([row_key(c, h) for c, h in zip(page.ids, page.hashes, strict=True)])
             todo = page.pick(np.flatnonzero(~held))
             written = _write_page(db, plan, table, todo, previous, pooled, counts, written, progress, cancelled)
+    return complete_table(project, plan, encoder, (table, name, index_id), counts, cancelled, plan.targets.to_json())
+
+
+def complete_table(
+    project: Project,
+    plan: BuildPlan,
+    encoder: Any,
+    opened: tuple[Any, str, int],
+    counts: BuildCounts,
+    cancelled: Callable[[], bool],
+    targets: dict[str, Any],
+) -> IndexResult:
+    """A written table checked whole (one row per chunk) and given its ANN index: the build's result, before the
+    live switch. Shared by the local and the Ray build."""
+    table, name, index_id = opened
     rows = table.count_rows()
     if rows != plan.total:
         raise IndexingError(f"table {name} holds {rows} rows for {plan.total} chunks")
@@ -313,7 +328,7 @@ def _build(project: Project, plan: BuildPlan, progress: Progress, cancelled: Cal
         True,
         encoder.max_seq_length,
         ann.to_json(),
-        plan.targets.to_json(),
+        targets,
     )
 
 

@@ -31,8 +31,8 @@ from engine.index.build import (
     BuildCounts,
     BuildPlan,
     IndexResult,
-    build_approximate,
     build_queued,
+    complete_table,
     connect,
     copy_cached,
     finish_build,
@@ -161,25 +161,8 @@ def _build(
             writer.encode(pool, window)
             window, held = [], 0
     writer.encode(pool, window)
-    rows = table.count_rows()
-    if rows != plan.total:
-        raise RuntimeError(f"table {name} holds {rows} rows for {plan.total} chunks")
-    ann = build_approximate(project, encoder, table, rows, cancelled)
-    return IndexResult(
-        name,
-        index_id,
-        plan.run_id,
-        plan.model_name,
-        rows,
-        counts.embedded,
-        counts.copied,
-        counts.resumed,
-        0.0,
-        True,
-        encoder.max_seq_length,
-        ann.to_json(),
-        {**plan.targets.to_json(), **options.to_json(), **pool.to_json()},
-    )
+    targets = {**plan.targets.to_json(), **options.to_json(), **pool.to_json()}
+    return complete_table(project, plan, encoder, (table, name, index_id), counts, cancelled, targets)
 
 
 def _chunk_table(page: Page) -> Any:

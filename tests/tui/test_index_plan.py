@@ -62,7 +62,18 @@ def footer_actions(screen: Any) -> set[str]:
     return {key.action for key in screen.query_one(KeyFooter).query(FooterKey)}
 
 
-async def test_plan_key_measures_in_the_background_and_the_table_shows_it_again_on_reopen(built: Path) -> None:
+async def test_plan_key_measures_in_the_background_and_the_table_shows_it_again_on_reopen(
+    built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reached, release = threading.Event(), threading.Event()
+    original = engine.index.plan.plan_index
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        reached.set()  # hold the plan before it measures: 40 rows finish before the key press returns
+        release.wait(timeout=30)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(engine.index.plan, "plan_index", held)
     app = EmbtuneApp(built)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_index(pilot)
@@ -71,9 +82,12 @@ async def test_plan_key_measures_in_the_background_and_the_table_shows_it_again_
         assert screen.check_action("plan", ()) is True
         assert "plan" in footer_actions(screen)
         await pilot.press("p")
+        assert reached.wait(timeout=30)
+        await pilot.pause()
         assert screen.plan_job.running
         assert screen.check_action("build", ()) is None  # one job at a time
         assert screen.check_action("cancel_build", ()) is True
+        release.set()
         await settle(pilot)
         assert not screen.plan_job.running
         plan = stored_plan(built)

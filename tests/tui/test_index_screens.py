@@ -73,14 +73,14 @@ async def test_build_in_background_with_progress_then_cancel_keeps_nothing_live(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reached, release = threading.Event(), threading.Event()
-    original = engine.index.build._copy_cached
+    original = engine.index.build.copy_cached
 
     def held(*args: Any, **kwargs: Any) -> Any:
         reached.set()  # hold the build before its first batch, so the test sees it running
         release.wait(timeout=30)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(engine.index.build, "_copy_cached", held)
+    monkeypatch.setattr(engine.index.build, "copy_cached", held)
     app = EmbtuneApp(root)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_index(pilot)

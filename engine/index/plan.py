@@ -12,6 +12,7 @@ Matryoshka truncation (only for a model trained for it), int8 and binary quantiz
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -376,10 +377,15 @@ def matryoshka_dims(project: Project, row: dict[str, Any], dim: int) -> list[int
 
 
 def _card_mentions_matryoshka(project: Project, spec: str) -> bool:
+    """The model card claims Matryoshka training (MatryoshkaLoss, "Matryoshka", "MRL"), outside the reading list
+    every card sentence-transformers 6 writes carries ("Introduction to Matryoshka Embedding Models": a link, not
+    a claim, on every model it saves, trained or not)."""
     from engine.models.resolve import resolve_model
 
     try:
         card = Path(resolve_model(spec, project.root).path) / "README.md"
-        return card.is_file() and "matryoshka" in card.read_text(errors="replace").lower()
+        text = card.read_text(errors="replace") if card.is_file() else ""
     except EmbtuneError:
         return False
+    claims = [line for line in text.splitlines() if "huggingface.co/blog/matryoshka" not in line]
+    return any("matryoshka" in line.lower() or re.search(r"\bMRL\b", line) for line in claims)

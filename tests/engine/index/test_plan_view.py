@@ -75,3 +75,25 @@ def test_matryoshka_sizes_come_from_the_run_that_trained_them(tmp_path: Path) ->
         assert dims == {trained: [32], default: [32, 16, 8], plain: []}
     finally:
         project.close()
+
+
+def test_a_card_claims_matryoshka_only_outside_the_reading_list_every_card_carries(tmp_path: Path) -> None:
+    from engine.index.plan import matryoshka_dims
+
+    link = "- [Introduction to Matryoshka Embedding Models](https://huggingface.co/blog/matryoshka): variable-size\n"
+    cards = {
+        "plain": "# A model\n## Additional Resources\n" + link,  # what sentence-transformers 6 writes for any model
+        "mrl": "# A model\nTrained with MatryoshkaLoss on 64, 32 and 16 dimensions.\n" + link,
+        "qwen": "# Qwen3-Embedding\n- **MRL Support**: user-defined output dimensions\n",
+    }
+    project = init_project(tmp_path / "p")
+    try:
+        dims = {}
+        for name, card in cards.items():
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "config.json").write_text("{}")  # a model folder as resolve_model knows one
+            (tmp_path / name / "README.md").write_text(card)
+            dims[name] = matryoshka_dims(project, {"config": {"spec": str(tmp_path / name)}}, 64)
+        assert dims == {"plain": [], "mrl": [32, 16], "qwen": [32, 16]}
+    finally:
+        project.close()

@@ -5,15 +5,15 @@ recall@10, bytes per vector, p50/p95 search latency and build seconds. The pick 
 option whose recall@10 reaches `index.min_recall`; a build with `index.type: auto` uses the latest plan's index
 type. Index types are built on a scratch copy of the table (chunk ids and vectors only), never on the live one.
 
-Compressions are measured in numpy as brute-force search over the compressed vectors with the float32 query:
-Matryoshka truncation (only for a model trained for it), int8 and binary quantization (sentence-transformers'
-`quantize_embeddings`) each re-scoring the top `RESCORE`×10 candidates with the float query, as its docs advise.
+Compressions are measured in numpy as brute-force search over the compressed vectors (engine.index.compression, one
+streaming scan): Matryoshka truncation (only for a model trained for it), int8 and binary quantization
+(sentence-transformers' `quantize_embeddings`) each re-scoring the top 4×10 candidates with the float query, as its
+docs advise.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,16 +31,14 @@ from engine.index.ann import (
     exact_top_k,
     latest_plan,
     measure_latency,
-    recall_at_k,
 )
 from engine.index.build import RECALL_QUERIES, connect, recall_query_texts
-from engine.index.stream import SCAN_BATCH, vector_matrix
+from engine.index.stream import SCAN_BATCH
 from engine.jobs.progress import Progress, cancellable
 from engine.project import Project
 from engine.store import indexes, runs
 from engine.store import jobs as store_jobs
 
-RESCORE = 4  # quantized search keeps RESCORE × k candidates, re-scored with the float32 query
 LATENCY_QUERIES = 50
 
 
@@ -287,76 +285,27 @@ def _scratch_copy(lance: Any, table: Any, name: str) -> Any:
     return scratch
 
 
-def load_vectors(table: Any) -> tuple[list[str], np.ndarray]:
-    """Every chunk id and vector of a table (for the compression measurements)."""
-    ids: list[str] = []
-    blocks = []
-    for batch in table.search().select(["chunk_id", "vector"]).limit(None).to_batches(SCAN_BATCH):
-        ids += batch.column("chunk_id").to_pylist()
-        blocks.append(vector_matrix(batch.column("vector")))
-    return ids, np.concatenate(blocks)
-
-
 def _compression_options(
     project: Project, row: dict[str, Any], table: Any, queries: np.ndarray, truth: list[list[str]], report: Progress
 ) -> list[Option]:
-    from sentence_transformers.util.quantization import quantize_embeddings
+    from engine.index import compression
 
     report("compressions", 0, 1)
-    ids, vectors = load_vectors(table)
-    dim = vectors.shape[1]
-    id_array = np.asarray(ids, dtype=object)
-    options = []
-    for d in matryoshka_dims(project, row, dim):
-        cut = vectors[:, :d] / np.linalg.norm(vectors[:, :d], axis=1, keepdims=True)
-        q = queries[:, :d] / np.linalg.norm(queries[:, :d], axis=1, keepdims=True)
-        options.append(_brute(f"matryoshka:{d}", cut, q, q, id_array, truth, 4.0 * d, None, {"dim": d}))
-    ranges = _int8_ranges(vectors[:: max(1, len(vectors) // 10_000)])
-    docs = quantize_embeddings(vectors, precision="int8", ranges=ranges).astype(np.float32)
-    q8 = quantize_embeddings(queries, precision="int8", ranges=ranges).astype(np.float32)
-    options.append(_brute("int8+rescore", docs, q8, queries, id_array, truth, float(dim), RESCORE, {}))
-    # ±1 per bit: a ±1 query's dot product ranks as the hamming distance does, and the float query re-scores
-    docs = np.unpackbits(quantize_embeddings(vectors, precision="ubinary"), axis=1)[:, :dim].astype(np.float32) * 2 - 1
-    qb = np.where(queries > 0, 1.0, -1.0).astype(np.float32)
-    options.append(_brute("binary+rescore", docs, qb, queries, id_array, truth, dim / 8.0, RESCORE, {}))
+    dim = int(queries.shape[1])
+    found = compression.measure(
+        table, queries, truth, compression.compressions(table, queries, matryoshka_dims(project, row, dim))
+    )
     report("compressions", 1, 1)
+    options = []
+    for m in found:
+        c = m.compression
+        settings = {**c.settings, "rescore_multiplier": c.rescore} if c.rescore else c.settings
+        options.append(
+            Option(
+                c.name, "compression", m.recall_at_10, c.bytes_per_vector, m.p50_ms, m.p95_ms, None, settings, m.note
+            )
+        )
     return options
-
-
-def _int8_ranges(sample: np.ndarray) -> np.ndarray:
-    """Per-dimension min and max of a calibration sample (what quantize_embeddings computes from one)."""
-    return np.vstack([sample.min(axis=0), sample.max(axis=0)])
-
-
-def _brute(
-    name: str,
-    docs: np.ndarray,
-    first: np.ndarray,
-    queries: np.ndarray,
-    ids: np.ndarray,
-    truth: list[list[str]],
-    size: float,
-    rescore: int | None,
-    settings: dict[str, Any],
-) -> Option:
-    """Brute-force search over compressed vectors with the compressed query (`first`); with `rescore`, the top
-    rescore×k are re-scored with the float32 query against the compressed vectors (sentence-transformers'
-    rescoring). Recall on every query, latency one query at a time."""
-    settings = {**settings, "rescore_multiplier": rescore} if rescore else settings
-    found, times = [], []
-    for number, (q1, q) in enumerate(zip(first, queries, strict=True)):
-        started = time.perf_counter()
-        scores = docs @ q1
-        depth = min(K * (rescore or 1), len(scores))
-        top = np.argpartition(-scores, depth - 1)[:depth]
-        final = docs[top] @ q if rescore else scores[top]
-        top = top[np.argsort(-final, kind="stable")][:K]
-        if number < LATENCY_QUERIES:
-            times.append((time.perf_counter() - started) * 1000)
-        found.append(ids[top].tolist())
-    p50, p95 = (round(float(np.percentile(times, p)), 2) for p in (50, 95))
-    note = f"numpy brute force over {len(docs):,} compressed vectors" + (f", rescore ×{rescore}" if rescore else "")
-    return Option(name, "compression", recall_at_k(truth, found), size, p50, p95, None, settings, note)
 
 
 def matryoshka_dims(project: Project, row: dict[str, Any], dim: int) -> list[int]:

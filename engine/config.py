@@ -110,8 +110,12 @@ class EvalConfig:
 
 @dataclass
 class IndexConfig:
-    # `embtune index`: chunks embedded and committed to LanceDB per batch (a killed build resumes after the last).
+    # `embtune index`: chunks embedded per batch.
     batch_size: int = 256
+    # Encoded batches are committed to LanceDB at most this often (seconds; 0: every batch): a killed build resumes
+    # after the last commit. Each commit is a table version listing every fragment so far, so per-batch commits
+    # grow quadratically on disk and in memory at millions of chunks (engine.index.stream.Committer).
+    commit_seconds: float = 10.0
     # Tables with at least this many rows get an approximate (IVF_FLAT) index; smaller ones are searched exactly.
     ann_min_rows: int = 20000
     # The approximate index must find this share of exact search's top 10 on the project's queries, else its
@@ -600,6 +604,8 @@ def _check_index(index: IndexConfig, fail: typing.Callable[[str, str], None]) ->
     for key, value in (("index.batch_size", index.batch_size), ("index.ann_min_rows", index.ann_min_rows)):
         if value < 1:
             fail(key, f"must be a positive integer, got {value}")
+    if index.commit_seconds < 0:
+        fail("index.commit_seconds", f"must be 0 (every batch) or more seconds, got {index.commit_seconds}")
     if not 0.0 < index.min_recall <= 1.0:
         fail("index.min_recall", f"must be in (0, 1], got {index.min_recall}")
     types = ("auto", "flat", "ivf_flat", "ivf_pq", "ivf_hnsw_sq", "ivf_rq")

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,17 @@ import numpy as np
 from engine.errors import EmbtuneError
 from engine.index.ann import AnnResult, auto_kind, build_ann, exact
 from engine.index.devices import PooledEncoder, Targets
-from engine.index.stream import KeySet, Page, PreviousVectors, arrow_rows, keep_current, pages, row_key, table_schema
+from engine.index.stream import (
+    Committer,
+    KeySet,
+    Page,
+    PreviousVectors,
+    arrow_rows,
+    keep_current,
+    pages,
+    row_key,
+    table_schema,
+)
 from engine.jobs.launcher import process_alive
 from engine.jobs.progress import Progress
 from engine.models.refs import resolve_ref
@@ -291,12 +302,26 @@ def _build(project: Project, plan: BuildPlan, progress: Progress, cancelled: Cal
     previous = previous_vectors(project, lance, plan, encoder.max_seq_length)
     counts = BuildCounts(resumed=len(done))
     written = len(done)
-    with PooledEncoder(encoder, plan.targets) as pooled:
+    out = Committer(table, settings.commit_seconds)
+    with PooledEncoder(encoder, plan.targets) as pooled, committed(out):
         for page in pages(db, settings.batch_size * PAGE_BATCHES):
             held = done.contains([row_key(c, h) for c, h in zip(page.ids, page.hashes, strict=True)])
             todo = page.pick(np.flatnonzero(~held))
-            written = _write_page(db, plan, table, todo, previous, pooled, counts, written, progress, cancelled)
+            written = _write_page(db, plan, out, todo, previous, pooled, counts, written, progress, cancelled)
     return complete_table(project, plan, encoder, (table, name, index_id), counts, cancelled, plan.targets.to_json())
+
+
+@contextmanager
+def committed(out: Committer) -> Iterator[Committer]:
+    """Commit what waits when the writing ends, normally or by a cancel (done work is kept for the resume), and
+    compact the finished table; an error leaves what waits uncommitted (it may be what failed)."""
+    try:
+        yield out
+    except InterruptedError:
+        out.flush()
+        raise
+    out.flush()
+    out.compact()
 
 
 def complete_table(
@@ -346,7 +371,7 @@ def previous_vectors(project: Project, lance: Any, plan: BuildPlan, max_seq_leng
 def _write_page(
     db: Any,
     plan: BuildPlan,
-    table: Any,
+    out: Committer,
     page: Page,
     previous: PreviousVectors | None,
     encoder: PooledEncoder,
@@ -365,19 +390,19 @@ def _write_page(
     if previous is not None:
         found, vectors = previous.lookup(page.hashes)
         if found:
-            table.add(arrow_rows(table.schema, page.pick(found), vectors))
+            out.add(arrow_rows(out.table.schema, page.pick(found), vectors))
             rest[found] = False
             counts.copied += len(found)
             written += len(found)
             progress("embed", written, plan.total)
-    written = copy_cached(db, plan, table, page, rest, counts, written, progress)
+    written = copy_cached(db, plan, out, page, rest, counts, written, progress)
     order = sorted(np.flatnonzero(rest).tolist(), key=lambda i: -len(page.texts[i]))
     batch_size = plan.batch_size
     for start in range(0, len(order), batch_size):
         if cancelled():
             raise InterruptedError("index build cancelled")
         part = page.pick(order[start : start + batch_size])
-        table.add(arrow_rows(table.schema, part, encoder.encode(part.texts)))
+        out.add(arrow_rows(out.table.schema, part, encoder.encode(part.texts)))
         counts.embedded += len(part)
         written += len(part)
         runs.add_event(db, plan.run_id, "progress", {"stage": "embed", "done": written, "total": plan.total})
@@ -388,7 +413,7 @@ def _write_page(
 def copy_cached(
     db: Any,
     plan: BuildPlan,
-    table: Any,
+    out: Committer,
     page: Page,
     rest: np.ndarray,
     counts: BuildCounts,
@@ -399,12 +424,12 @@ def copy_cached(
     left = np.flatnonzero(rest).tolist()
     if not left:
         return written
-    max_seq_length = int(table.schema.metadata[b"max_seq_length"])
+    max_seq_length = int(out.table.schema.metadata[b"max_seq_length"])
     found = cached_vectors(db, plan.fingerprint, max_seq_length, [page.hashes[i] for i in left])
     picked = [i for i in left if page.hashes[i] in found]
     if not picked:
         return written
-    table.add(arrow_rows(table.schema, page.pick(picked), np.stack([found[page.hashes[i]] for i in picked])))
+    out.add(arrow_rows(out.table.schema, page.pick(picked), np.stack([found[page.hashes[i]] for i in picked])))
     rest[picked] = False
     counts.copied += len(picked)
     progress("embed", written + len(picked), plan.total)

@@ -32,6 +32,7 @@ from engine.index.build import (
     BuildPlan,
     IndexResult,
     build_queued,
+    committed,
     complete_table,
     connect,
     copy_cached,
@@ -41,7 +42,7 @@ from engine.index.build import (
     previous_vectors,
 )
 from engine.index.devices import Targets
-from engine.index.stream import Page, PreviousVectors, arrow_rows, pages, row_key
+from engine.index.stream import Committer, Page, PreviousVectors, arrow_rows, pages, row_key
 from engine.jobs.progress import Progress
 from engine.project import Project
 from engine.store import indexes, runs
@@ -148,19 +149,21 @@ def _build(
     previous = previous_vectors(project, lance, plan, encoder.max_seq_length)
     counts = BuildCounts(resumed=len(done))
     pool = _ActorPool(ray, options, ray.put(replace(encoder, db=None)))
-    writer = _Writer(db, plan, table, counts, progress, cancelled, len(done))
+    out = Committer(table, settings.commit_seconds)
+    writer = _Writer(db, plan, out, counts, progress, cancelled, len(done))
     window: list[Any] = []
     held = 0
-    for page in pages(db, settings.batch_size * PAGE_BATCHES):
-        kept = done.contains([row_key(c, h) for c, h in zip(page.ids, page.hashes, strict=True)])
-        rest = writer.copy_known(page.pick(np.flatnonzero(~kept)), previous)
-        if len(rest):
-            window.append(ray.put(_chunk_table(rest)))
-            held += len(rest)
-        if held >= WINDOW_ROWS:
-            writer.encode(pool, window)
-            window, held = [], 0
-    writer.encode(pool, window)
+    with committed(out):
+        for page in pages(db, settings.batch_size * PAGE_BATCHES):
+            kept = done.contains([row_key(c, h) for c, h in zip(page.ids, page.hashes, strict=True)])
+            rest = writer.copy_known(page.pick(np.flatnonzero(~kept)), previous)
+            if len(rest):
+                window.append(ray.put(_chunk_table(rest)))
+                held += len(rest)
+            if held >= WINDOW_ROWS:
+                writer.encode(pool, window)
+                window, held = [], 0
+        writer.encode(pool, window)
     targets = {**plan.targets.to_json(), **options.to_json(), **pool.to_json()}
     return complete_table(project, plan, encoder, (table, name, index_id), counts, cancelled, targets)
 
@@ -223,19 +226,19 @@ class EncodeBatch:
 
 class _Writer:
     """The driver's side of the table: what needs no model is copied in place; encoded batches are committed as
-    they come back, with the same progress events as a local build."""
+    they come back (by the same Committer as a local build), with the same progress events."""
 
     def __init__(
         self,
         db: Any,
         plan: BuildPlan,
-        table: Any,
+        out: Committer,
         counts: BuildCounts,
         progress: Progress,
         cancelled: Callable[[], bool],
         written: int,
     ) -> None:
-        self.db, self.plan, self.table, self.counts = db, plan, table, counts
+        self.db, self.plan, self.out, self.counts = db, plan, out, counts
         self.progress, self.cancelled, self.written = progress, cancelled, written
 
     def copy_known(self, page: Page, previous: PreviousVectors | None) -> Page:
@@ -248,22 +251,22 @@ class _Writer:
         if previous is not None:
             found, vectors = previous.lookup(page.hashes)
             if found:
-                self.table.add(arrow_rows(self.table.schema, page.pick(found), vectors))
+                self.out.add(arrow_rows(self.out.table.schema, page.pick(found), vectors))
                 rest[found] = False
                 self.counts.copied += len(found)
                 self.written += len(found)
                 self.progress("embed", self.written, self.plan.total)
-        self.written = copy_cached(self.db, self.plan, self.table, page, rest, self.counts, self.written, self.progress)
+        self.written = copy_cached(self.db, self.plan, self.out, page, rest, self.counts, self.written, self.progress)
         return page.pick(sorted(np.flatnonzero(rest).tolist(), key=lambda i: -len(page.texts[i])))
 
     def encode(self, pool: _ActorPool, window: list[Any]) -> None:
         if not window:
             return
-        schema = self.table.schema
+        schema = self.out.table.schema
         for batch in pool.encoded(window, self.plan.batch_size):
             if self.cancelled():
                 raise InterruptedError("index build cancelled")
-            self.table.add(batch.select(schema.names).cast(schema))
+            self.out.add(batch.select(schema.names).cast(schema))
             self.counts.embedded += batch.num_rows
             self.written += batch.num_rows
             event = {"stage": "embed", "done": self.written, "total": self.plan.total}

@@ -122,7 +122,7 @@ KILLED_BUILD = textwrap.dedent("""
 
 
 def test_kill_9_during_build_keeps_live_searchable_and_resume_completes(project: Project) -> None:
-    project = set_index_config(project, batch_size=4)
+    project = set_index_config(project, batch_size=4, commit_seconds=0)  # every batch committed as it is printed
     first = build_index(project)
     before = Searcher(project).search("when do we use salvage", k=5).to_json()["hits"]
     for i in range(40):

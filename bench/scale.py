@@ -4,13 +4,14 @@
 
 Synthetic chunks (clustered topics: each passage mixes words of one topic with common words; lengths log-normal,
 median ~45 words) are imported into a project, then, each in its own process so peak RSS is its own:
-  pipeline: build_index (stream pages from SQLite, encode, write each batch), index.type flat;
-  baseline: the same texts in memory, model.encode in the same batches, one LanceDB add per batch.
-Then every index type is built on the pipeline's table and measured against exact search (recall@10, p50/p95 ms,
-build s, bytes per vector). `--ray`: the same rows built again with `--engine ray` on a local Ray (the CPUs of
-this machine, Ray's startup included in its seconds) in a second project on the same corpus. A tiny locally built
-model (tests.tinymodels, 64-d) keeps the pipeline's own cost visible. Figures go to stdout as one JSON object;
-progress to stderr.
+  pipeline: build_index (stream pages from SQLite, encode, commit every index.commit_seconds), index.type flat;
+  baseline: the same texts in memory, model.encode in the same batches, one LanceDB add per batch (as a plain
+  script writes it).
+Then `embtune index plan` runs on the pipeline's table: every index type and compression measured against exact
+search (recall@10, p50/p95 ms, build s, bytes per vector) and the chooser's pick. `--ray`: the same rows built
+again with `--engine ray` on a local Ray (the CPUs of this machine, Ray's startup included in its seconds) in a
+second project on the same corpus. A tiny locally built model (tests.tinymodels, 64-d) keeps the pipeline's own
+cost visible. Figures go to stdout as one JSON object; progress to stderr.
 """
 
 from __future__ import annotations
@@ -172,34 +173,20 @@ def stage_baseline(work: Path, max_seq_length: int) -> dict[str, Any]:
     }
 
 
-def stage_ann(work: Path, table_name: str, kinds: list[str]) -> dict[str, Any]:
-    from engine.index.ann import build_ann, exact_top_k, measure_latency
-    from engine.index.build import connect, recall_query_texts
-    from engine.index.search import Searcher
+def stage_ann(work: Path, kinds: list[str]) -> dict[str, Any]:
+    """`embtune index plan` on the pipeline's live table: every index type and compression against exact search
+    on the project's queries, and the chooser's pick (the smallest, then fastest, meeting index.min_recall)."""
+    from engine.index.plan import plan_index
     from engine.project import open_project
-    from engine.store import indexes
 
-    project = open_project(work / "project")
-    table = connect(project).open_table(table_name)
-    row = indexes.live(project.db)
-    queries = Searcher(project).encode_queries(row, recall_query_texts(project, table.count_rows()))
     started = time.perf_counter()
-    truth = exact_top_k(table, queries)
-    out: dict[str, Any] = {"exact_truth_seconds": round(time.perf_counter() - started, 1)}
-    out["exact"] = measure_latency(table, queries[:50], None, None)
-    for kind in kinds:
-        log(f"ann {kind}")
-        result = build_ann(table, queries, project.config.index.min_recall, kind=kind, truth=truth, keep=False)
-        best = max((t["recall_at_10"] for t in result.tried), default=None)
-        out[kind] = {
-            "kept": result.recall is not None,
-            "recall_at_10": result.recall if result.recall is not None else best,
-            "nprobes": result.nprobes,
-            "build_seconds": result.build_seconds,
-            "bytes_per_vector": result.bytes_per_vector,
-            "index_bytes": result.index_bytes,
-            **result.latency,
-        }
+    plan = plan_index(open_project(work / "project"), kinds=tuple(kinds))
+    out: dict[str, Any] = {"plan_seconds": round(time.perf_counter() - started, 1)}
+    out.update({k: plan.to_json()[k] for k in ("min_recall", "queries", "pick", "index_pick")})
+    for option in plan.options:
+        row = option.to_json()
+        out[option.name] = {k: row[k] for k in ("recall_at_10", "bytes_per_vector", "p50_ms", "p95_ms")}
+        out[option.name].update(build_seconds=option.build_seconds, **option.settings)
     return out
 
 
@@ -218,7 +205,6 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--stage", default=None)
-    parser.add_argument("--table", default="")
     parser.add_argument("--max-seq-length", type=int, default=128)
     parser.add_argument("--kinds", default="ivf_flat,ivf_pq,ivf_hnsw_sq,ivf_rq")
     parser.add_argument("--ray", action="store_true", help="also build the rows with --engine ray (local Ray)")
@@ -228,7 +214,7 @@ def main() -> None:
             "import": lambda: stage_import(args.work, args.rows),
             "pipeline": lambda: stage_pipeline(args.work),
             "baseline": lambda: stage_baseline(args.work, args.max_seq_length),
-            "ann": lambda: stage_ann(args.work, args.table, [k for k in args.kinds.split(",") if k]),
+            "ann": lambda: stage_ann(args.work, [k for k in args.kinds.split(",") if k]),
             "ray": lambda: stage_ray(args.work),
         }
         print(json.dumps(stages[args.stage]()))
@@ -249,7 +235,7 @@ def main() -> None:
         figures.update(child("ray", work))
         figures["ray_vs_pipeline"] = round(figures["ray_seconds"] / figures["pipeline_seconds"], 3)
     log("ann")
-    figures["ann"] = child("ann", work, "--table", figures["table"], "--kinds", args.kinds)
+    figures["ann"] = child("ann", work, "--kinds", args.kinds)
     print(json.dumps(figures, indent=1))
 
 

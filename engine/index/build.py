@@ -2,8 +2,9 @@
 
 Blue/green: each build writes its own table `chunks_<fingerprint>_<run id>` under project/lancedb; the live index is
 a pointer in the store, switched in one transaction once the table is complete, so a killed or failed build never
-touches what search reads. Batches are committed to LanceDB as they finish (each `add` is one atomic commit): the
-next build of the same model finds the unfinished table and embeds only the chunks it lacks.
+touches what search reads. Encoded rows are committed to LanceDB every index.commit_seconds (each commit atomic;
+engine.index.stream.Committer): the next build of the same model finds the unfinished table and embeds only the
+chunks it lacks.
 
 Streaming: chunks are read from SQLite a page at a time (engine.index.stream), each page's vectors come from the
 previous table, the embedding cache or the model, and are written before the next page is read, so peak memory

@@ -1,8 +1,8 @@
 """Where a build encodes: this process (default), N CPU processes, or several devices (`cuda:0,cuda:1`).
 
 Several targets use sentence-transformers' multi-process pool: each target process loads the model once and the
-pool splits every batch between them. A batch is still committed to LanceDB as one unit, so a pooled build resumes
-per batch like a single-process one.
+pool splits every batch between them. The rows are committed to LanceDB as in a single-process build
+(engine.index.stream.Committer), so a pooled build resumes like one.
 """
 
 from __future__ import annotations

@@ -76,6 +76,31 @@ def plain_finetune(project_root: Path, dest: Path) -> float:
     return round(time.perf_counter() - started, 1)
 
 
+def versus_plain(project_root: Path, eval_run: int, tuned: str, plain: str) -> dict[str, Any]:
+    """embtune's model against the plain script's, query by query: the mean nDCG@10 difference with its 95%
+    bootstrap interval and the paired bootstrap p-value (engine.retrieval.metrics, as `embtune eval` judges)."""
+    from engine.evaluate.results import load_eval_result
+    from engine.project import open_project
+    from engine.retrieval.metrics import bootstrap_ci, paired_bootstrap_p
+
+    project = open_project(project_root)
+    result = load_eval_result(project, eval_run)
+    project.close()
+    assert result is not None, f"eval run {eval_run} has no stored per-query results"
+    ours = [q.metrics[tuned]["ndcg@10"] for q in result.queries]
+    theirs = [q.metrics[plain]["ndcg@10"] for q in result.queries]
+    diffs = [a - b for a, b in zip(ours, theirs, strict=True)]
+    low, high = bootstrap_ci(diffs, n_samples=10_000)
+    return {
+        "queries": len(diffs),
+        "delta_ndcg@10": round(sum(diffs) / len(diffs), 4),
+        "interval": [round(low, 4), round(high, 4)],
+        "p": round(paired_bootstrap_p(ours, theirs), 4),
+        "better": sum(d > 1e-9 for d in diffs),
+        "worse": sum(d < -1e-9 for d in diffs),
+    }
+
+
 def write_subset(data: Path, dest: Path, train_pairs: int, test_queries: int, distractors: int, seed: int = 7) -> Path:
     """A BEIR folder: `train_pairs` train pairs, `test_queries` test queries, their passages and `distractors`
     other passages (seeded)."""
@@ -136,11 +161,18 @@ def main() -> None:
     from engine.evaluate.report import render_text
 
     ratio = (timings["mine"] + timings["embtune_train"]) / timings["plain_train"]
+    versus = versus_plain(project, result["run_id"], tuned, str(work / "plain-model"))
     print(render_text(result))
+    print(
+        f"embtune vs plain: nDCG@10 {versus['delta_ndcg@10']:+.4f}, 95% interval "
+        f"[{versus['interval'][0]:+.4f}, {versus['interval'][1]:+.4f}], p = {versus['p']}, "
+        f"{versus['better']} queries better / {versus['worse']} worse"
+    )
     print("timings (s):", timings)
     print(f"mine + train = {ratio:.2f} x the plain training")
     if args.json:
-        args.json.write_text(json.dumps({"eval": result, "timings": timings, "ratio": ratio, "train": run}, indent=1))
+        summary = {"eval": result, "versus_plain": versus, "timings": timings, "ratio": ratio, "train": run}
+        args.json.write_text(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ def local_ray() -> Iterator[None]:
         *("--dashboard-agent-grpc-port", str(ports[1]), "--dashboard-agent-listen-port", str(ports[2])),
         *("--metrics-export-port", str(ports[3]), "--runtime-env-agent-port", str(ports[4])),
     ]
+    saved_auth = os.environ.get("RAY_AUTH_MODE")
     os.environ["RAY_AUTH_MODE"] = "disabled"  # a loopback head for this test: no token to share with the driver
     head = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -67,6 +68,10 @@ def local_ray() -> Iterator[None]:
         ray.shutdown()
         head.terminate()  # `ray start --block` stops the head's processes on SIGTERM
         head.wait(60)
+        if saved_auth is None:  # later modules in this worker see the environment they started with
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = saved_auth
 
 
 def table_columns(project: Project, name: str) -> tuple[Any, dict[str, list[Any]], np.ndarray]:

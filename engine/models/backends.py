@@ -36,8 +36,9 @@ from engine.errors import EmbtuneError
 BACKENDS = tuple(b for b in SETTINGS if b != "auto")
 # What `auto` picks on a CPU: only a backend that is faster than torch AND agrees with it (min cosine >= 0.999,
 # nDCG@10 equal to 3 decimals). bench/encode_backends.py on the 2-core AVX2 dev machine (all-MiniLM-L6-v2, batch 32,
-# max_seq_length 256, SciFact): onnx 0.69x torch's passages/s, onnx-int8 0.82x with min cosine 0.987 (disagrees),
-# openvino 1.05x (within the noise of a shared machine) with identical nDCG@10. None is a real speed-up, so torch.
+# max_seq_length 256, SciFact, quiet): onnx 0.92x torch's passages/s, onnx-int8 1.33x with min cosine 0.986
+# (disagrees), openvino 1.16x with identical nDCG@10. Still torch: training, Ray and multi-process builds encode with
+# torch and the embedding cache keys backends apart, so an openvino auto would re-encode what a gate or mine cached.
 AUTO_CPU = "torch"
 CACHE_DIR = Path(".embtune") / "backends"
 ONNX_FILE = "model.onnx"

@@ -19,6 +19,7 @@ from typing import Any
 from engine.errors import EmbtuneError
 from engine.jobs.progress import Progress
 from engine.models.refs import ModelRef, resolve_ref
+from engine.models.resolve import resolve_model
 from engine.project import Project
 from engine.store import runs
 
@@ -59,16 +60,16 @@ def parse_alphas(text: str) -> list[float]:
     return alphas
 
 
-def interpolate(base: str | Path, tuned: str | Path, alpha: float, dest: Path) -> Path:
+def interpolate(base: str | Path, tuned: str | Path, alpha: float, dest: Path, trust_remote_code: bool = False) -> Path:
     """Write (1 − alpha)·base + alpha·tuned, parameter by parameter, as a SentenceTransformer folder at `dest`.
 
-    Both must be the same architecture (same parameter names and shapes). Integer buffers (position ids) are
-    taken from the tuned model; the tuned model's modules, tokenizer and prompts are kept."""
+    `base` and `tuned` are model folders; a LoRA run's adapter is folded into its base first. Both must be the same
+    architecture (same parameter names and shapes). Integer buffers (position ids) are taken from the tuned model;
+    the tuned model's modules, tokenizer and prompts are kept."""
     import torch
-    from sentence_transformers import SentenceTransformer
 
-    base_model = SentenceTransformer(str(base), device="cpu")
-    tuned_model = SentenceTransformer(str(tuned), device="cpu")
+    base_model = _plain_model(Path(base), trust_remote_code)
+    tuned_model = _plain_model(Path(tuned), trust_remote_code)
     base_state, tuned_state = base_model.state_dict(), tuned_model.state_dict()
     _check_same_shape(base_state, tuned_state)
     merged = {
@@ -81,6 +82,17 @@ def interpolate(base: str | Path, tuned: str | Path, alpha: float, dest: Path) -
     tuned_model.save(str(partial))
     partial.rename(dest)
     return dest
+
+
+def _plain_model(folder: Path, trust_remote_code: bool) -> Any:
+    """The model in `folder` on the CPU with plain weights: an adapter folder's LoRA merged into its base."""
+    from engine.models.adapters import is_adapter_dir
+    from engine.models.export import load_merged
+    from engine.models.resolve import load_embedder
+
+    if is_adapter_dir(folder):
+        return load_merged(folder, trust_remote_code=trust_remote_code)
+    return load_embedder(str(folder), device="cpu", trust_remote_code=trust_remote_code)
 
 
 def _check_same_shape(base: dict[str, Any], tuned: dict[str, Any]) -> None:
@@ -181,7 +193,9 @@ def _model_for(project: Project, base: ModelRef, tuned: ModelRef, alpha: float) 
     run_id = runs.create_run(project.db, MERGE_KIND, {"source_run": tuned.run_id, "alpha": alpha})
     folder = f"models/run-{run_id}"
     try:
-        interpolate(base.spec, tuned.spec, alpha, project.root / folder)
+        # specs resolve as everywhere else: a pip-packaged or cached id, or a path relative to the project
+        base_path, tuned_path = (resolve_model(m.spec, project.root).path for m in (base, tuned))
+        interpolate(base_path, tuned_path, alpha, project.root / folder, project.config.trust_remote_code)
     except BaseException as e:
         runs.fail_run(project.db, run_id, f"{type(e).__name__}: {e}")
         raise

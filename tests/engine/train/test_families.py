@@ -86,3 +86,11 @@ def test_qwen3_with_lora_and_prompts_from_the_command_line(tiny_qwen3_path: Path
     assert code == 0, out
     assert json.loads(out)["adapter"] is True
     np.testing.assert_allclose(_vectors(tmp_path / "adapter", texts), _vectors(folder, texts), atol=1e-5)
+
+    from engine.train.merge import interpolate  # the merge slider folds the adapter in before it interpolates
+
+    np.testing.assert_allclose(
+        _vectors(interpolate(tiny_qwen3_path, folder, 1.0, tmp_path / "alpha-1"), texts),
+        _vectors(folder, texts),
+        atol=1e-5,
+    )

@@ -87,6 +87,25 @@ def test_merge_command_evaluates_each_mix_and_registers_it_as_a_model(
     assert out["points"][1]["general_ndcg@10"] is not None  # the eval project has general queries
 
 
+def test_merge_finds_the_base_model_as_every_command_does(
+    tmp_path: Path, tiny_embedder_path: Path, tuned_model: Path
+) -> None:
+    """base_model as project.yaml may name it (here a folder relative to the project, not to the working
+    directory); a pip-packaged id resolves through the same resolve_model."""
+    import shutil
+
+    project = make_eval_project(tmp_path, tiny_embedder_path)
+    shutil.copytree(tiny_embedder_path, project.root / "base-model")
+    config = (project.root / "project.yaml").read_text().replace(str(tiny_embedder_path), "base-model")
+    (project.root / "project.yaml").write_text(config)
+    run_id = register_run(project, tuned_model)
+    result = CliRunner().invoke(main, ["merge", str(project.root), str(run_id), "--alphas", "0.5", "--json"])
+    assert result.exit_code == 0, result.output
+    merged = runs.model_run(project.db, int(json.loads(result.stdout)["points"][0]["model"]))
+    assert merged is not None
+    assert merged["status"] == "finished"
+
+
 def test_the_chosen_alpha_is_what_a_new_index_build_is_offered_until_a_newer_run(tmp_path: Path) -> None:
     from engine.index.build import suggested_model
     from engine.project import init_project

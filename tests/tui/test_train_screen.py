@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,15 @@ async def idle(pilot: Pilot[Any]) -> None:
         await pilot.pause(0.05)
 
 
+async def until(pilot: Pilot[Any], condition: Callable[[], bool], seconds: float = 15.0) -> None:
+    """Pause until `condition` holds (a debounced pre-flight lands later on a loaded machine); the caller's assert
+    then says what did not happen."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        await pilot.pause(0.1)
+        await idle(pilot)
+
+
 def label(screen: Any, selector: str) -> str:
     return str(screen.query_one(selector, Label).render())
 
@@ -148,8 +158,7 @@ async def test_the_form_is_prefilled_its_preflight_follows_the_values_and_start_
         await set_field(pilot, form, "batch_size", "4")
         await set_field(pilot, form, "learning_rate", "3e-5")
         form.query_one("#f-loss", Select).value = "cached_mnrl"
-        await pilot.pause(0.5)
-        await idle(pilot)
+        await until(pilot, lambda: "cached_mnrl · batch 4" in static(form, "#form-plan"))
         assert form.query_one(Notice).text == ""
         assert "cached_mnrl · batch 4" in static(form, "#form-plan")
         await pilot.press("ctrl+s")

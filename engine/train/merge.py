@@ -19,7 +19,7 @@ from typing import Any
 from engine.errors import EmbtuneError
 from engine.jobs.progress import Progress
 from engine.models.refs import ModelRef, resolve_ref
-from engine.models.resolve import resolve_model
+from engine.models.resolve import load_embedder, resolve_model
 from engine.project import Project
 from engine.store import runs
 
@@ -88,7 +88,6 @@ def _plain_model(folder: Path, trust_remote_code: bool) -> Any:
     """The model in `folder` on the CPU with plain weights: an adapter folder's LoRA merged into its base."""
     from engine.models.adapters import is_adapter_dir
     from engine.models.export import load_merged
-    from engine.models.resolve import load_embedder
 
     if is_adapter_dir(folder):
         return load_merged(folder, trust_remote_code=trust_remote_code)

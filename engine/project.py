@@ -12,7 +12,7 @@ from pathlib import Path
 from engine.config import CONFIG_NAME, ConfigError, ProjectConfig, dump_config, load_config, load_config_with_lines
 from engine.errors import EmbtuneError
 from engine.store._sqlite_utils import Database
-from engine.store.db import DB_NAME, is_read_only, open_db
+from engine.store.db import DB_NAME, is_read_only, open_db, pid_exists
 
 LANCE_DIR = "lancedb"
 
@@ -75,8 +75,9 @@ def init_project(
     if root.is_dir() and any(root.iterdir()):
         return _init_in_place(root, name or root.name)
     created = _make_folders(root.parent)
+    _remove_stale_staging(root)
     try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.embtune-init-", dir=root.parent))
+        staging = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(root)}{os.getpid()}-", dir=root.parent))
     except OSError as e:
         _remove_folders(created)
         raise ProjectError(f"cannot create a project beside {root}: {e.strerror}") from e
@@ -88,6 +89,20 @@ def init_project(
         _remove_folders(created)
         raise
     return open_project(root)
+
+
+def _staging_prefix(root: Path) -> str:
+    return f".{root.name}.embtune-init-"
+
+
+def _remove_stale_staging(root: Path) -> None:
+    """Staging folders left by an init of this folder that was killed before it could clean up (kill -9, power
+    loss): the pid in the name is gone. A live init's folder is left alone."""
+    prefix = _staging_prefix(root)
+    for folder in root.parent.glob(f"{prefix}*"):
+        pid = folder.name[len(prefix) :].split("-", 1)[0]
+        if folder.is_dir() and pid.isdigit() and not pid_exists(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _check_target(root: Path, *, from_template: bool) -> None:

@@ -233,12 +233,13 @@ def _holder(handle: _Handle) -> str:
         pid, what, since = int(note["pid"]), str(note["what"]), float(note["since"])
     except (OSError, ValueError, TypeError, KeyError):
         return "holder unknown: no embtune note, perhaps another program"
-    if not _alive(pid):
+    if not pid_exists(pid):
         return "holder unknown: no live embtune writer left a note, perhaps another program"
     return f"{what}, pid {pid}, holding it for {time.time() - since:.0f} s"
 
 
-def _alive(pid: int) -> bool:
+def pid_exists(pid: int) -> bool:
+    """True while a process with this id exists (any program's, any user's)."""
     try:
         os.kill(pid, 0)
     except PermissionError:  # alive, another user's

@@ -148,6 +148,26 @@ def test_init_from_builds_beside_the_target_and_the_project_works_after_the_rena
     assert (status["documents"], status["pairs"]) == (3, 3)
 
 
+def test_init_removes_what_a_killed_init_of_the_same_folder_left_and_spares_a_live_one(tmp_path: Path) -> None:
+    """kill -9 during `init --from` leaves its staging folder beside the target (nothing can clean up); the next
+    init of that folder removes it once its process is gone, and never a live init's."""
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = tmp_path / f".proj.embtune-init-{gone.pid}-abc123"
+    live = tmp_path / f".proj.embtune-init-{os.getpid()}-def456"
+    for folder in (dead, live):
+        (folder / "lancedb").mkdir(parents=True)
+        (folder / "project.db").write_bytes(b"half-built")
+    tpl = template(tmp_path, "name: t\ndata:\n  sources:\n    - beir: .\n")
+    result = embtune("init", tmp_path / "proj", "--from", tpl, "--json")
+    assert result.code == 0, result.err
+    assert not dead.exists()
+    assert live.is_dir()
+
+
 def test_init_from_into_an_existing_empty_folder(tmp_path: Path) -> None:
     tpl = template(tmp_path, "name: t\ndata:\n  sources:\n    - beir: .\n")
     (tmp_path / "proj").mkdir()

@@ -47,7 +47,7 @@ def embtune(*args: str, out: Path | None = None) -> float:
     return round(time.perf_counter() - started, 1)
 
 
-def plain_finetune(project_root: Path, dest: Path) -> float:
+def plain_finetune(project_root: Path, dest: Path, seed: int = 42) -> float:
     """bench/train.py's plain worker on every train pair of the project (no negatives, no dev slice): one epoch at
     batch 32, as the user's script runs (not embtune's step count: at its batch 16 that would be two epochs)."""
     from engine.models.resolve import resolve_model
@@ -65,7 +65,7 @@ def plain_finetune(project_root: Path, dest: Path) -> float:
         "batch_size": 32,
         "lr": 2e-5,
         "warmup": 0.1,
-        "seed": 42,
+        "seed": seed,
         "columns": data.columns(),
         "out": str(dest),
     }
@@ -134,6 +134,7 @@ def main() -> None:
     parser.add_argument("--test-queries", type=int, default=300, help="...this many test queries (with a subset)...")
     parser.add_argument("--distractors", type=int, default=3000, help="...and this many other passages.")
     parser.add_argument("--warm", action="store_true", help="Evaluate the base model first (caches its vectors).")
+    parser.add_argument("--seed", type=int, default=42, help="Training seed of both sides (batch order, init).")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     quiet_environment()
@@ -149,9 +150,10 @@ def main() -> None:
     if args.warm:
         timings["base_eval"] = embtune("eval", str(project), "--models", "base", "--allow-leakage")
     timings["mine"] = embtune("mine", str(project))
-    timings["embtune_train"] = embtune("train", str(project), "--wait", "--json", out=work / "train.json")
+    seed = ("--seed", str(args.seed))
+    timings["embtune_train"] = embtune("train", str(project), *seed, "--wait", "--json", out=work / "train.json")
     run = json.loads((work / "train.json").read_text())
-    timings["plain_train"] = plain_finetune(project, work / "plain-model")
+    timings["plain_train"] = plain_finetune(project, work / "plain-model", args.seed)
     tuned = str(project / run["model_path"])
     models = ",".join(["base", tuned, str(work / "plain-model")])
     timings["eval"] = embtune(

@@ -45,8 +45,8 @@ class TrainingError(EmbtuneError):
 
 def settings_for(project: Project, **overrides: Any) -> TrainSettings:
     """project.yaml's training: section and the project seed, with the given (non-None) overrides on top."""
-    given = {k: v for k, v in overrides.items() if v is not None}
-    settings = dataclasses.replace(project.config.training, seed=project.config.seed, **given)
+    given = {"seed": project.config.seed} | {k: v for k, v in overrides.items() if v is not None}
+    settings = dataclasses.replace(project.config.training, **given)
     if settings.batch_size is None:  # chosen from the data: a small set needs the steps of a smaller batch
         settings.batch_size = auto_batch_size(corpus.training_pair_count(project.db))
     _check(settings)

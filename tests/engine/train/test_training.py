@@ -112,6 +112,12 @@ def test_plan_counts_duplicates_and_rejects_bad_settings(project: Project) -> No
         config_from_dict({"training": {"dev_fraction": 0.9}})
 
 
+def test_the_seed_is_the_projects_unless_given(project: Project) -> None:
+    """`embtune train --seed N` (once a TypeError: the project seed and the flag were both passed)."""
+    assert settings_for(project).seed == project.config.seed
+    assert settings_for(project, seed=project.config.seed + 5).seed == project.config.seed + 5
+
+
 def test_metric_rows_split_train_and_dev() -> None:
     rows = metric_rows(
         {"loss": 1.5, "learning_rate": 1e-5, "epoch": 0.1, "eval_dev_cosine_ndcg@10": 0.4, "eval_runtime": 2.0}, 7
@@ -321,7 +327,8 @@ def test_dry_run_names_the_recipe_and_starts_nothing(tmp_path: Path, tiny_embedd
     project = make_project(tmp_path, tiny_embedder_path, train_per_doc=3)
     root = project.root
     project.close()
-    code, out = cli("train", root, "--dry-run", "--json", "--epochs", "2", "--batch-size", "8", "--watch", "every 3")
+    given = ("--epochs", "2", "--batch-size", "8", "--watch", "every 3", "--seed", "7")
+    code, out = cli("train", root, "--dry-run", "--json", *given)
     assert code == 0, out
     summary = json.loads(out)
     assert (summary["loss"], summary["epochs"], summary["max_steps"]) == ("mnrl", 2, 2 * summary["steps_per_epoch"])

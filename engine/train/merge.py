@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.errors import EmbtuneError
 from engine.jobs.progress import Progress
-from engine.models.refs import ModelRef, resolve_ref
+from engine.models.refs import resolve_ref
 from engine.models.resolve import load_embedder, resolve_model
 from engine.project import Project
 from engine.store import runs
@@ -116,13 +116,15 @@ def merge_run(
     tuned = resolve_ref(project, run)
     if tuned.run_id is None:
         raise MergeError(f"{run!r} is not a training run: merge takes a run id (see `embtune runs {project.root}`)")
-    base = resolve_ref(project, "base")
+    # specs resolve as everywhere else (a pip-packaged or cached id, or a path relative to the project), once and
+    # before anything is recorded: a missing model is named without leaving a failed sweep behind
+    folders = tuple(resolve_model(ref.spec, project.root).path for ref in (resolve_ref(project, "base"), tuned))
     sweep = runs.create_run(project.db, SWEEP_KIND, {"source_run": tuned.run_id, "alphas": list(alphas)})
     try:
         refs = []
         for i, alpha in enumerate(alphas):
             _report(progress, cancelled, "merge weights", i, len(alphas))
-            refs.append(_model_for(project, base, tuned, alpha))
+            refs.append(_model_for(project, folders, tuned.run_id, alpha))
         report = run_eval(project, _unique(refs), allow_leakage=True, progress=progress, cancelled=cancelled).to_json()
     except InterruptedError as e:
         runs.fail_run(project.db, sweep, f"cancelled: {e}", "cancelled")
@@ -184,21 +186,20 @@ def chosen_model(project: Project, newer_than: int | None = None) -> str | None:
     return next((str(p["model"]) for p in sweep["points"] if p["alpha"] == sweep["chosen"]), None)
 
 
-def _model_for(project: Project, base: ModelRef, tuned: ModelRef, alpha: float) -> str:
+def _model_for(project: Project, folders: tuple[Path, Path], source_run: int, alpha: float) -> str:
+    """The model ref of the mix at `alpha`: the base and the run themselves at the ends, else a new merge run."""
     if alpha == 0:
         return "base"
     if alpha == 1:
-        return str(tuned.run_id)
-    run_id = runs.create_run(project.db, MERGE_KIND, {"source_run": tuned.run_id, "alpha": alpha})
+        return str(source_run)
+    run_id = runs.create_run(project.db, MERGE_KIND, {"source_run": source_run, "alpha": alpha})
     folder = f"models/run-{run_id}"
     try:
-        # specs resolve as everywhere else: a pip-packaged or cached id, or a path relative to the project
-        base_path, tuned_path = (resolve_model(m.spec, project.root).path for m in (base, tuned))
-        interpolate(base_path, tuned_path, alpha, project.root / folder, project.config.trust_remote_code)
+        interpolate(*folders, alpha, project.root / folder, project.config.trust_remote_code)
     except BaseException as e:
         runs.fail_run(project.db, run_id, f"{type(e).__name__}: {e}")
         raise
-    runs.finish_model_run(project.db, run_id, folder, {"source_run": tuned.run_id, "alpha": alpha})
+    runs.finish_model_run(project.db, run_id, folder, {"source_run": source_run, "alpha": alpha})
     return str(run_id)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.train.merge import interpolate
 from engine.train.run import execute, settings_for, start_training
 from tests.projects import cli, make_project
 
@@ -87,8 +88,7 @@ def test_qwen3_with_lora_and_prompts_from_the_command_line(tiny_qwen3_path: Path
     assert json.loads(out)["adapter"] is True
     np.testing.assert_allclose(_vectors(tmp_path / "adapter", texts), _vectors(folder, texts), atol=1e-5)
 
-    from engine.train.merge import interpolate  # the merge slider folds the adapter in before it interpolates
-
+    # the merge slider folds the adapter in before it interpolates: α = 1 is the run's model
     np.testing.assert_allclose(
         _vectors(interpolate(tiny_qwen3_path, folder, 1.0, tmp_path / "alpha-1"), texts),
         _vectors(folder, texts),
